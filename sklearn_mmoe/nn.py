@@ -1,0 +1,549 @@
+"""Pure PyTorch building blocks for multi-task networks.
+
+Nothing in this module depends on scikit-learn: the networks here can be
+trained with any PyTorch loop. The estimators in :mod:`sklearn_mmoe` wrap
+them.
+
+Every architecture maps a float tensor ``x`` of shape ``(batch, n_features)``
+to logits of shape ``(batch, n_tasks, max(n_outputs))``. Task ``t`` uses the
+first ``n_outputs[t]`` columns of ``logits[:, t]``: one column for a binary or
+a regression task, one per class for a multiclass task.
+
+Parallel sub-networks (the experts of a mixture, the gates, the per-task
+towers) are stored as stacked parameters and evaluated with one batched matrix
+multiplication per layer instead of a Python loop over modules. A stack of
+``P`` layers that all read the same input is a single
+``(batch, in) @ (in, P * out)`` product.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ACTIVATIONS",
+    "ParallelLinear",
+    "ParallelMLP",
+    "Gates",
+    "Towers",
+    "SharedBottom",
+    "MixtureOfExperts",
+    "OMoE",
+    "MMoE",
+    "MaskedMultiTaskLoss",
+]
+
+#: Activation functions by name.
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "logistic": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "silu": nn.SiLU,
+    "identity": nn.Identity,
+}
+
+TASK_TYPES = ("binary", "multiclass", "regression")
+
+
+class ParallelLinear(nn.Module):
+    """``n_parallel`` independent affine maps evaluated as one batched product.
+
+    Parameters
+    ----------
+    n_parallel : int
+        Number of independent maps ``P``.
+    in_features, out_features : int
+        Input and output width of each map.
+    shared_input : bool, default=False
+        If True, every map reads the same input of shape ``(batch, in)`` and
+        the layer is one ``(batch, in) @ (in, P * out)`` matrix product (the
+        weight is stored as ``(in, P, out)`` so that no copy is needed). If
+        False, map ``p`` reads ``x[p]`` of an input of shape
+        ``(P, batch, in)`` (weight stored as ``(P, in, out)``, one
+        ``torch.baddbmm``).
+
+    Notes
+    -----
+    The output always has shape ``(P, batch, out)``. Parameters are
+    initialised like :class:`torch.nn.Linear`: uniform on
+    ``[-1/sqrt(in), 1/sqrt(in)]``.
+    """
+
+    def __init__(self, n_parallel, in_features, out_features, shared_input=False):
+        super().__init__()
+        self.n_parallel = n_parallel
+        self.in_features = in_features
+        self.out_features = out_features
+        self.shared_input = shared_input
+        shape = (
+            (in_features, n_parallel, out_features)
+            if shared_input
+            else (n_parallel, in_features, out_features)
+        )
+        self.weight = nn.Parameter(torch.empty(shape))
+        self.bias = nn.Parameter(torch.empty(n_parallel, 1, out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1.0 / math.sqrt(self.in_features) if self.in_features else 0.0
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        if self.shared_input:
+            out = torch.addmm(
+                self.bias.view(1, -1),
+                x,
+                self.weight.view(self.in_features, -1),
+            )
+            return out.view(x.shape[0], self.n_parallel, self.out_features).transpose(
+                0, 1
+            )
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def extra_repr(self):
+        return (
+            f"n_parallel={self.n_parallel}, in_features={self.in_features}, "
+            f"out_features={self.out_features}, shared_input={self.shared_input}"
+        )
+
+
+def _hidden_stack(n_parallel, in_features, sizes, activation, dropout, shared_input):
+    """Layers of a stack of parallel MLPs, each followed by activation/dropout."""
+    layers = []
+    for i, size in enumerate(sizes):
+        layers.append(
+            ParallelLinear(n_parallel, in_features, size, shared_input and i == 0)
+        )
+        layers.append(ACTIVATIONS[activation]())
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        in_features = size
+    return layers, in_features
+
+
+class ParallelMLP(nn.Module):
+    """``n_parallel`` MLPs of identical shape, evaluated together.
+
+    Each hidden layer is a :class:`ParallelLinear` followed by the activation
+    and, if ``dropout > 0``, dropout. The experts of a mixture-of-experts
+    layer are one ``ParallelMLP``.
+
+    Parameters
+    ----------
+    n_parallel : int
+        Number of MLPs ``P``.
+    in_features : int
+        Input width.
+    hidden_sizes : sequence of int
+        Width of each layer. Must not be empty.
+    activation : str, default="relu"
+        A key of :data:`ACTIVATIONS`.
+    dropout : float, default=0.0
+        Dropout probability after each activation.
+    shared_input : bool, default=True
+        Whether all MLPs read the same ``(batch, in)`` input (otherwise the
+        input is ``(P, batch, in)``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> experts = ParallelMLP(8, in_features=5, hidden_sizes=(16,))
+    >>> experts(torch.zeros(3, 5)).shape
+    torch.Size([8, 3, 16])
+    """
+
+    def __init__(
+        self,
+        n_parallel,
+        in_features,
+        hidden_sizes,
+        activation="relu",
+        dropout=0.0,
+        shared_input=True,
+    ):
+        super().__init__()
+        if len(hidden_sizes) == 0:
+            raise ValueError("hidden_sizes must contain at least one layer size.")
+        layers, self.out_features = _hidden_stack(
+            n_parallel, in_features, hidden_sizes, activation, dropout, shared_input
+        )
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class Gates(nn.Module):
+    """Softmax gates over experts: ``g_k(x) = softmax(W_k x)``.
+
+    With ``hidden_sizes`` non-empty each gate is ``softmax(W_k MLP_k(x))``.
+    All gates read the same input and are computed together.
+
+    Parameters
+    ----------
+    n_gates : int
+        Number of gates (one per task for MMoE, one for OMoE).
+    in_features : int
+        Input width.
+    n_experts : int
+        Number of experts each gate weighs.
+    hidden_sizes : sequence of int, default=()
+        Optional hidden layers before the softmax layer.
+    activation : str, default="relu"
+        Activation of the hidden layers.
+    dropout : float, default=0.0
+        Dropout after each hidden activation.
+
+    Returns
+    -------
+    Gate weights of shape ``(n_gates, batch, n_experts)``; each row sums to 1.
+    """
+
+    def __init__(
+        self,
+        n_gates,
+        in_features,
+        n_experts,
+        hidden_sizes=(),
+        activation="relu",
+        dropout=0.0,
+    ):
+        super().__init__()
+        layers, width = _hidden_stack(
+            n_gates, in_features, hidden_sizes, activation, dropout, True
+        )
+        layers.append(ParallelLinear(n_gates, width, n_experts, not hidden_sizes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return torch.softmax(self.layers(x), dim=-1)
+
+
+class Towers(nn.Module):
+    """One tower per task: hidden layers, then an output layer of logits.
+
+    Parameters
+    ----------
+    n_tasks : int
+        Number of towers.
+    in_features : int
+        Width of the representation each tower reads.
+    n_outputs : int
+        Logits per tower (the largest number any task needs).
+    hidden_sizes : sequence of int, default=()
+        Hidden layers of each tower (may be empty: a linear output layer).
+    activation : str, default="relu"
+        Activation of the hidden layers.
+    dropout : float, default=0.0
+        Dropout after each hidden activation.
+    shared_input : bool, default=False
+        Whether every tower reads the same ``(batch, in)`` representation
+        (Shared-Bottom, OMoE) or its own slice of a ``(n_tasks, batch, in)``
+        input (MMoE).
+
+    Returns
+    -------
+    Logits of shape ``(n_tasks, batch, n_outputs)``.
+    """
+
+    def __init__(
+        self,
+        n_tasks,
+        in_features,
+        n_outputs,
+        hidden_sizes=(),
+        activation="relu",
+        dropout=0.0,
+        shared_input=False,
+    ):
+        super().__init__()
+        layers, width = _hidden_stack(
+            n_tasks, in_features, hidden_sizes, activation, dropout, shared_input
+        )
+        layers.append(
+            ParallelLinear(n_tasks, width, n_outputs, shared_input and not hidden_sizes)
+        )
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class SharedBottom(nn.Module):
+    """Shared-Bottom multi-task network (Caruana, 1997).
+
+    One MLP shared by all tasks feeds one tower per task.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width.
+    n_outputs : sequence of int
+        Logits needed by each task (1 for binary and regression tasks, the
+        number of classes for a multiclass task).
+    bottom_hidden_sizes : sequence of int, default=(128,)
+        Layers of the shared bottom MLP.
+    tower_hidden_sizes : sequence of int, default=(16,)
+        Hidden layers of each task tower.
+    activation : str, default="relu"
+        Activation of every hidden layer.
+    dropout : float, default=0.0
+        Dropout after every hidden activation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = SharedBottom(n_features=5, n_outputs=[1, 3])
+    >>> net(torch.zeros(4, 5)).shape
+    torch.Size([4, 2, 3])
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_outputs,
+        bottom_hidden_sizes=(128,),
+        tower_hidden_sizes=(16,),
+        activation="relu",
+        dropout=0.0,
+    ):
+        super().__init__()
+        self.n_outputs = tuple(int(k) for k in n_outputs)
+        self.bottom = ParallelMLP(
+            1, n_features, bottom_hidden_sizes, activation, dropout, shared_input=True
+        )
+        self.towers = Towers(
+            len(self.n_outputs),
+            self.bottom.out_features,
+            max(self.n_outputs),
+            tower_hidden_sizes,
+            activation,
+            dropout,
+            shared_input=True,
+        )
+
+    def forward(self, x):
+        return self.towers(self.bottom(x)[0]).transpose(0, 1)
+
+
+class MixtureOfExperts(nn.Module):
+    """Mixture-of-experts multi-task network (MMoE or OMoE).
+
+    ``n_experts`` expert MLPs read the input; a softmax gate mixes their
+    outputs, and each task's tower reads a mixture. With ``multi_gate=True``
+    every task has its own gate (MMoE, Ma et al., KDD 2018); with
+    ``multi_gate=False`` one gate is shared by all tasks (OMoE).
+
+    Parameters
+    ----------
+    n_features : int
+        Input width.
+    n_outputs : sequence of int
+        Logits needed by each task.
+    n_experts : int, default=8
+        Number of experts.
+    expert_hidden_sizes : sequence of int, default=(64,)
+        Layers of each expert MLP (ReLU after each, as in the paper).
+    gate_hidden_sizes : sequence of int, default=()
+        Optional hidden layers of each gate before its softmax layer.
+    tower_hidden_sizes : sequence of int, default=(16,)
+        Hidden layers of each task tower.
+    activation : str, default="relu"
+        Activation of every hidden layer.
+    dropout : float, default=0.0
+        Dropout after every hidden activation.
+    multi_gate : bool, default=True
+        One gate per task (MMoE) or a single shared gate (OMoE).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = MixtureOfExperts(n_features=5, n_outputs=[1, 1], n_experts=4)
+    >>> net(torch.zeros(3, 5)).shape
+    torch.Size([3, 2, 1])
+    >>> net.gate_weights(torch.zeros(3, 5)).shape  # (n_gates, batch, n_experts)
+    torch.Size([2, 3, 4])
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_outputs,
+        n_experts=8,
+        expert_hidden_sizes=(64,),
+        gate_hidden_sizes=(),
+        tower_hidden_sizes=(16,),
+        activation="relu",
+        dropout=0.0,
+        multi_gate=True,
+    ):
+        super().__init__()
+        self.n_outputs = tuple(int(k) for k in n_outputs)
+        n_tasks = len(self.n_outputs)
+        self.multi_gate = multi_gate
+        self.experts = ParallelMLP(
+            n_experts, n_features, expert_hidden_sizes, activation, dropout
+        )
+        self.gates = Gates(
+            n_tasks if multi_gate else 1,
+            n_features,
+            n_experts,
+            gate_hidden_sizes,
+            activation,
+            dropout,
+        )
+        self.towers = Towers(
+            n_tasks,
+            self.experts.out_features,
+            max(self.n_outputs),
+            tower_hidden_sizes,
+            activation,
+            dropout,
+            shared_input=not multi_gate,
+        )
+
+    def gate_weights(self, x):
+        """Gate weights of shape ``(n_gates, batch, n_experts)``."""
+        return self.gates(x)
+
+    def forward(self, x):
+        mixed = torch.einsum("gbe,ebd->gbd", self.gates(x), self.experts(x))
+        if not self.multi_gate:
+            mixed = mixed[0]
+        return self.towers(mixed).transpose(0, 1)
+
+
+class MMoE(MixtureOfExperts):
+    """Multi-gate Mixture-of-Experts: one softmax gate per task.
+
+    See :class:`MixtureOfExperts` for the parameters (``multi_gate`` is fixed
+    to True).
+    """
+
+    def __init__(self, n_features, n_outputs, **kwargs):
+        super().__init__(n_features, n_outputs, multi_gate=True, **kwargs)
+
+
+class OMoE(MixtureOfExperts):
+    """One-gate Mixture-of-Experts: a single softmax gate shared by all tasks.
+
+    See :class:`MixtureOfExperts` for the parameters (``multi_gate`` is fixed
+    to False).
+    """
+
+    def __init__(self, n_features, n_outputs, **kwargs):
+        super().__init__(n_features, n_outputs, multi_gate=False, **kwargs)
+
+
+def _index(tasks, n_tasks):
+    """A slice when ``tasks`` is every task in order, else a LongTensor."""
+    if list(tasks) == list(range(n_tasks)):
+        return slice(None)
+    return torch.as_tensor(tasks, dtype=torch.long)
+
+
+class MaskedMultiTaskLoss(nn.Module):
+    """Weighted sum of per-task losses, each averaged over observed rows only.
+
+    ``loss = sum_t task_weights[t] * L_t`` with
+    ``L_t = sum_i w[i, t] * l(logits[i, t], target[i, t]) / sum_i w[i, t]``,
+    where ``l`` is binary cross-entropy on one logit (``"binary"``),
+    cross-entropy over ``n_outputs[t]`` logits (``"multiclass"``) or squared
+    error on one output (``"regression"``). A weight of zero marks a missing
+    label: that entry adds nothing to the loss or its gradient, and a task
+    with no observed row in a batch contributes zero. ``w`` combines the mask
+    and the sample weights.
+
+    Parameters
+    ----------
+    task_types : sequence of {"binary", "multiclass", "regression"}
+        Type of each task.
+    n_outputs : sequence of int
+        Logits used by each task (1 for binary and regression tasks).
+    task_weights : sequence of float, default=None
+        Weight of each task's loss in the sum (default: all 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> loss = MaskedMultiTaskLoss(["binary", "regression"], [1, 1])
+    >>> logits = torch.zeros(2, 2, 1)
+    >>> target = torch.tensor([[1.0, 0.5], [0.0, 0.0]])
+    >>> weight = torch.tensor([[1.0, 1.0], [1.0, 0.0]])  # row 1 of task 1 missing
+    >>> loss.per_task(logits, target, weight)
+    tensor([0.6931, 0.2500])
+    """
+
+    def __init__(self, task_types, n_outputs, task_weights=None):
+        super().__init__()
+        task_types = list(task_types)
+        n_outputs = [int(k) for k in n_outputs]
+        if len(task_types) != len(n_outputs):
+            raise ValueError("task_types and n_outputs must have the same length.")
+        unknown = set(task_types) - set(TASK_TYPES)
+        if unknown:
+            raise ValueError(f"Unknown task types {sorted(unknown)}; use {TASK_TYPES}.")
+        n_tasks = len(task_types)
+        if task_weights is None:
+            task_weights = [1.0] * n_tasks
+        self.register_buffer(
+            "task_weights", torch.as_tensor(task_weights, dtype=torch.float32)
+        )
+        self.n_outputs = n_outputs
+        groups = {t: [i for i, k in enumerate(task_types) if k == t] for t in TASK_TYPES}
+        self._groups = {t: tasks for t, tasks in groups.items() if tasks}
+        for name, tasks in self._groups.items():
+            index = _index(tasks, n_tasks)
+            if isinstance(index, slice):
+                setattr(self, f"_{name}_index", index)
+            else:
+                self.register_buffer(f"_{name}_index", index, persistent=False)
+        if "multiclass" in self._groups:
+            unused = torch.arange(max(n_outputs))[None, :] >= torch.tensor(
+                [n_outputs[t] for t in self._groups["multiclass"]]
+            )[:, None]
+            self.register_buffer("_unused_classes", unused, persistent=False)
+        order = [t for tasks in self._groups.values() for t in tasks]
+        self._in_order = order == list(range(n_tasks))
+        self.register_buffer(
+            "_inverse_order",
+            torch.argsort(torch.as_tensor(order, dtype=torch.long)),
+            persistent=False,
+        )
+
+    def elementwise(self, logits, target):
+        """Unreduced loss of shape ``(batch, n_tasks)``, in task order."""
+        parts = []
+        for name in self._groups:
+            index = getattr(self, f"_{name}_index")
+            if name == "binary":
+                parts.append(
+                    F.binary_cross_entropy_with_logits(
+                        logits[:, index, 0], target[:, index], reduction="none"
+                    )
+                )
+            elif name == "regression":
+                parts.append(torch.square(logits[:, index, 0] - target[:, index]))
+            else:
+                z = logits[:, index, :].masked_fill(self._unused_classes, float("-inf"))
+                parts.append(
+                    F.cross_entropy(
+                        z.transpose(1, 2), target[:, index].long(), reduction="none"
+                    )
+                )
+        loss = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return loss if self._in_order else loss[:, self._inverse_order]
+
+    def per_task(self, logits, target, weight):
+        """Per-task losses of shape ``(n_tasks,)``, each a weighted mean."""
+        loss = self.elementwise(logits, target)
+        return (loss * weight).sum(0) / weight.sum(0).clamp_min(1e-12)
+
+    def forward(self, logits, target, weight):
+        return torch.dot(self.per_task(logits, target, weight), self.task_weights)
