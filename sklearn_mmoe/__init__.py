@@ -1,5 +1,27 @@
-"""scikit-learn estimators for multi-task learning (placeholder during bootstrap)."""
+"""scikit-learn estimators for multi-task learning on PyTorch and skorch.
 
+The estimators take a multi-output ``y`` of shape ``(n_samples, n_tasks)``,
+where a missing label (NaN) means the row is outside that task's sample space
+and is left out of that task's loss. The PyTorch networks they train live in
+:mod:`sklearn_mmoe.nn` and can be used without scikit-learn.
+"""
+
+from ._estimators import (
+    MMoEClassifier,
+    MMoERegressor,
+    OMoEClassifier,
+    OMoERegressor,
+    SharedBottomClassifier,
+    SharedBottomRegressor,
+)
 from ._version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "MMoEClassifier",
+    "MMoERegressor",
+    "OMoEClassifier",
+    "OMoERegressor",
+    "SharedBottomClassifier",
+    "SharedBottomRegressor",
+    "__version__",
+]

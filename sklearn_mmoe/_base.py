@@ -1,0 +1,481 @@
+"""The estimator machinery shared by every architecture.
+
+An estimator validates its inputs, encodes the targets per task, builds a
+pure PyTorch network from :mod:`sklearn_mmoe.nn` and trains it with a skorch
+``NeuralNet`` that it holds as the fitted attribute ``net_`` (composition:
+the estimator itself is a plain scikit-learn estimator, not a skorch net).
+"""
+
+import contextlib
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.special import expit, softmax
+from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping
+from skorch.helper import predefined_split
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    MultiOutputMixin,
+    RegressorMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_consistent_length, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._data import BatchIterator, MultiTaskDataset, as_float32_rows, predict_logits
+from .metrics import masked_accuracy_score, masked_r2_score
+from .nn import ACTIVATIONS, MaskedMultiTaskLoss
+
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
+}
+
+_SIZES = ["array-like", Interval(Integral, 1, None, closed="left")]
+
+
+def _check_sizes(value, name, allow_empty):
+    """Layer sizes as a tuple of positive ints, or a ValueError naming ``name``."""
+    sizes = (value,) if isinstance(value, Integral) else tuple(value)
+    if not all(isinstance(s, Integral) and not isinstance(s, bool) for s in sizes):
+        raise TypeError(f"{name} must be a sequence of ints, got {value!r}.")
+    if any(s < 1 for s in sizes) or (not sizes and not allow_empty):
+        need = "" if allow_empty else "a non-empty "
+        raise ValueError(f"{name} must be {need}sequence of positive ints, got {value!r}.")
+    return tuple(int(s) for s in sizes)
+
+
+class _TrainingNet(NeuralNet):
+    """skorch's training loop with the masked multi-task loss.
+
+    Batches are ``(X, (target, weight))``; the loss reads both parts.
+    """
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        target, weight = y_true
+        return self.criterion_(y_pred, target, weight)
+
+
+@contextlib.contextmanager
+def _seeded(seed, device):
+    """Seed torch's generators for ``device`` and restore them afterwards."""
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else [], device_type="cuda"):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.manual_seed(seed)
+        yield
+
+
+class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
+    """Fit/predict machinery; subclasses add the architecture and task kind.
+
+    An architecture subclass defines ``__init__`` (storing every parameter),
+    ``_module_class`` and ``_module_kwargs()``; a task-kind mixin defines
+    ``_y_check_params`` and ``_encode_targets``.
+    """
+
+    _parameter_constraints: dict = {
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), callable],
+        "optimizer_kwargs": [dict, None],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "task_weights": ["array-like", None],
+        "callbacks": [list, None],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.target_tags.required = True
+        return tags
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to ``X`` and the multi-task targets ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training inputs. Sparse inputs are densified one batch at a time.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            Targets, one column per task. A missing label (NaN, or ``None`` /
+            ``pd.NA`` in object or nullable columns) means the row is outside
+            that task's sample space: it is left out of that task's loss.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in every task's loss.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            validate_separately=(
+                dict(accept_sparse="csr", dtype=(np.float32, np.float64)),
+                dict(ensure_2d=False, ensure_all_finite="allow-nan", **self._y_check_params),
+            ),
+        )
+        check_consistent_length(X, y)
+        if y.ndim > 2:
+            raise ValueError(f"y must be 1-D or 2-D, got an array of shape {y.shape}.")
+        self._y_is_1d = y.ndim == 1
+        Y = y.reshape(-1, 1) if self._y_is_1d else y
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        target, observed, task_types, n_outputs = self._encode_targets(Y, sample_weight)
+        self.n_tasks_ = Y.shape[1]
+        weight = self._entry_weights(observed, sample_weight)
+        task_weights = self._check_task_weights()
+        self.net_ = self._train(X, target, weight, task_types, n_outputs, task_weights)
+        history = self.net_.history
+        self.n_iter_ = len(history)
+        self.loss_curve_ = list(history[:, "train_loss"])
+        if self.early_stopping:
+            self.validation_loss_curve_ = list(history[:, "valid_loss"])
+            self.best_validation_loss_ = min(self.validation_loss_curve_)
+        return self
+
+    def _entry_weights(self, observed, sample_weight):
+        """Mask times sample weight, scaled to mean 1 over observed entries."""
+        weight = observed * sample_weight[:, None]
+        empty = np.flatnonzero(weight.sum(axis=0) == 0)
+        if empty.size:
+            raise ValueError(
+                f"y: task {empty[0]} has no observed label with a non-zero "
+                "sample_weight; every task needs at least one."
+            )
+        weight *= observed.sum() / weight.sum()
+        return weight.astype(np.float32)
+
+    def _check_task_weights(self):
+        if self.task_weights is None:
+            return np.ones(self.n_tasks_)
+        weights = np.asarray(self.task_weights, dtype=np.float64)
+        if weights.shape != (self.n_tasks_,):
+            raise ValueError(
+                f"task_weights must have one entry per task ({self.n_tasks_}), "
+                f"got shape {weights.shape}."
+            )
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() == 0:
+            raise ValueError(
+                "task_weights must be finite and non-negative with a positive sum, "
+                f"got {self.task_weights!r}."
+            )
+        return weights
+
+    def _check_device(self):
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device={self.device!r} is not a torch device: {exc}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} but CUDA is not available.")
+        return device
+
+    def _optimizer_class(self):
+        if isinstance(self.optimizer, str):
+            return OPTIMIZERS[self.optimizer]
+        if not (isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer)):
+            raise TypeError(
+                "optimizer must be one of "
+                f"{sorted(OPTIMIZERS)} or a torch.optim.Optimizer subclass, "
+                f"got {self.optimizer!r}."
+            )
+        return self.optimizer
+
+    def _callbacks(self):
+        if self.early_stopping:
+            monitor, load_best = "valid_loss", True
+        else:
+            monitor, load_best = "train_loss", False
+        stop = EarlyStopping(
+            monitor=monitor,
+            patience=self.n_iter_no_change,
+            threshold=self.tol,
+            threshold_mode="abs",
+            load_best=load_best,
+        )
+        # The user's callbacks are copied so that fitting never mutates them.
+        return [("stopping", stop)] + copy.deepcopy(list(self.callbacks or []))
+
+    def _train(self, X, target, weight, task_types, n_outputs, task_weights):
+        device = self._check_device()
+        module_kwargs = self._module_kwargs()
+        optimizer = self._optimizer_class()
+        rng = check_random_state(self.random_state)
+        torch_seed, batch_seed = (int(s) for s in rng.randint(np.iinfo(np.int32).max, size=2))
+
+        X = as_float32_rows(X)
+        data = MultiTaskDataset(
+            X if not isinstance(X, torch.Tensor) else X.to(device),
+            torch.from_numpy(target).to(device),
+            torch.from_numpy(weight).to(device),
+        )
+        train_split = None
+        if self.early_stopping:
+            n = len(data)
+            n_valid = int(round(n * self.validation_fraction))
+            if n_valid < 1 or n_valid >= n:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves no "
+                    f"training or no validation row out of {n} samples."
+                )
+            order = torch.from_numpy(rng.permutation(n))
+            train_split = predefined_split(data.subset(order[:n_valid]))
+            data = data.subset(order[n_valid:])
+
+        net = _TrainingNet(
+            module=self._module_class,
+            **{f"module__{k}": v for k, v in module_kwargs.items()},
+            module__n_features=X.shape[1],
+            module__n_outputs=n_outputs,
+            criterion=MaskedMultiTaskLoss,
+            criterion__task_types=task_types,
+            criterion__n_outputs=n_outputs,
+            criterion__task_weights=task_weights,
+            optimizer=optimizer,
+            lr=self.learning_rate,
+            optimizer__weight_decay=self.weight_decay,
+            **{f"optimizer__{k}": v for k, v in (self.optimizer_kwargs or {}).items()},
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train=BatchIterator,
+            iterator_train__shuffle=True,
+            iterator_train__seed=batch_seed,
+            iterator_valid=BatchIterator,
+            train_split=train_split,
+            callbacks=self._callbacks(),
+            predict_nonlinearity=None,
+            device=device,
+            verbose=self.verbose,
+        )
+        with _seeded(torch_seed, device):
+            net.fit(data, None)
+        # Keep no reference to the training data in the fitted model.
+        net.train_split = None
+        net.module_.eval()
+        stop = dict(net.callbacks_)["stopping"]
+        if stop.misses_ < stop.patience:
+            warnings.warn(
+                f"{type(self).__name__} reached max_epochs={self.max_epochs} while "
+                f"the {stop.monitor} was still improving (by more than "
+                f"tol={self.tol} within n_iter_no_change={self.n_iter_no_change} "
+                "epochs). Increase max_epochs or tol.",
+                ConvergenceWarning,
+            )
+        return net
+
+    # -------------------------------------------------------------- predict
+    def _logits(self, X):
+        """Validated ``X`` -> float32 logits ``(n_samples, n_tasks, n_out)``."""
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, reset=False, accept_sparse="csr", dtype=(np.float32, np.float64)
+        )
+        return predict_logits(self.net_.module_, X, self.net_.device)
+
+    def _as_y_shape(self, columns):
+        """Per-task 1-D outputs -> y's shape: (n,) for 1-D y, else (n, n_tasks)."""
+        if self._y_is_1d:
+            return columns[0]
+        if len({c.dtype for c in columns}) == 1:
+            return np.column_stack(columns)
+        out = np.empty((columns[0].shape[0], len(columns)), dtype=object)
+        for t, column in enumerate(columns):
+            out[:, t] = column
+        return out
+
+    def _per_task(self, value):
+        """A per-task attribute as a list (it is unwrapped for 1-D y)."""
+        return [value] if self._y_is_1d else value
+
+
+class _MultiTaskClassifierMixin(ClassifierMixin):
+    """Label encoding per task, ``predict_proba`` and ``predict``."""
+
+    _y_check_params = dict(dtype=None)
+
+    def _encode_targets(self, Y, sample_weight):
+        observed = ~pd.isna(Y)
+        target = np.zeros(Y.shape, dtype=np.float32)
+        classes, task_types, n_outputs = [], [], []
+        for t in range(Y.shape[1]):
+            labels = Y[observed[:, t], t]
+            if labels.size == 0:
+                raise ValueError(f"y: task {t} has no observed label; every task needs at least one.")
+            if labels.dtype == object and any(
+                isinstance(v, (float, np.floating)) and np.isinf(v) for v in labels
+            ):
+                raise ValueError(f"Input y contains infinity (task {t}).")
+            try:
+                check_classification_targets(labels)
+                task_classes, encoded = np.unique(labels, return_inverse=True)
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"y: task {t}: {exc}") from None
+            if task_classes.size < 2:
+                raise ValueError(
+                    f"y: task {t} has only one class ({task_classes[0]!r}) among its "
+                    "observed labels; a classifier needs at least 2 classes per task."
+                )
+            target[observed[:, t], t] = encoded
+            classes.append(task_classes)
+            binary = task_classes.size == 2
+            task_types.append("binary" if binary else "multiclass")
+            n_outputs.append(1 if binary else task_classes.size)
+        self.classes_ = classes[0] if self._y_is_1d else classes
+        return target, observed, task_types, n_outputs
+
+    def _task_probas(self, X):
+        logits = self._logits(X).astype(np.float64)
+        probas = []
+        for t, classes in enumerate(self._per_task(self.classes_)):
+            if classes.size == 2:
+                p = expit(logits[:, t, 0])
+                probas.append(np.column_stack([1.0 - p, p]))
+            else:
+                probas.append(softmax(logits[:, t, : classes.size], axis=1))
+        return probas
+
+    def predict_proba(self, X):
+        """Class probabilities of every task.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes) or list of ndarray
+            For 1-D y, one array with columns in the order of ``classes_``.
+            For 2-D y, a list with one ``(n_samples, n_classes_t)`` array per
+            task, columns in the order of ``classes_[t]``.
+        """
+        probas = self._task_probas(X)
+        return probas[0] if self._y_is_1d else probas
+
+    def predict(self, X):
+        """Most probable label of every task.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_tasks)
+            Predicted labels (the original label values), with y's shape. An
+            object array when the tasks' labels have different dtypes.
+        """
+        probas = self._task_probas(X)
+        classes = self._per_task(self.classes_)
+        columns = [c[p.argmax(axis=1)] for c, p in zip(classes, probas)]
+        return self._as_y_shape(columns)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean over tasks of the accuracy on each task's observed labels.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            True labels; missing labels (NaN, None, pd.NA) are ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Mean accuracy over tasks (for 1-D y, the accuracy).
+        """
+        return masked_accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+
+
+class _MultiTaskRegressorMixin(RegressorMixin):
+    """Per-task target standardisation and ``predict``."""
+
+    _y_check_params = dict(dtype=np.float64)
+
+    def _encode_targets(self, Y, sample_weight):
+        observed = ~np.isnan(Y)
+        n_tasks = Y.shape[1]
+        mean, scale = np.zeros(n_tasks), np.ones(n_tasks)
+        for t in range(n_tasks):
+            values = Y[observed[:, t], t]
+            if values.size == 0:
+                raise ValueError(f"y: task {t} has no observed label; every task needs at least one.")
+            weights = sample_weight[observed[:, t]]
+            if weights.sum() > 0:  # else _entry_weights raises
+                mean[t] = np.average(values, weights=weights)
+                std = np.sqrt(np.average((values - mean[t]) ** 2, weights=weights))
+                scale[t] = std if std > 0 else 1.0
+        self._target_mean, self._target_scale = mean, scale
+        target = np.where(observed, (Y - mean) / scale, 0.0).astype(np.float32)
+        return target, observed, ["regression"] * n_tasks, [1] * n_tasks
+
+    def predict(self, X):
+        """Predicted targets of every task.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_tasks)
+            Float64 predictions with y's shape.
+        """
+        out = self._logits(X)[:, :, 0].astype(np.float64)
+        out = out * self._target_scale + self._target_mean
+        return out[:, 0] if self._y_is_1d else out
+
+    def score(self, X, y, sample_weight=None):
+        """Mean over tasks of R^2 on each task's observed targets.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            True targets; NaN marks a missing target, which is ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Mean R^2 over tasks (for 1-D y, the R^2).
+        """
+        return masked_r2_score(y, self.predict(X), sample_weight=sample_weight)

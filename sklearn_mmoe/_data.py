@@ -1,0 +1,146 @@
+"""Tensors for training and inference: batches are slices, never per-row items.
+
+skorch's default iteration builds every batch from ``Dataset.__getitem__``
+calls and a collate function, which costs as much as the model itself on
+tabular data. Here a batch is one slice (or one ``index_select``) of
+tensors that live on the training device, and a sparse input is densified one
+batch at a time.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+# Inference evaluates rows in chunks of at most this many rows.
+INFERENCE_CHUNK = 4096
+# BLAS kernels for very short matrices (a handful of rows) sum in another
+# order than the blocked kernels used for longer ones, so a row's float32
+# result could depend on how many rows were predicted with it. Padding every
+# chunk to at least this many rows makes each row's output independent of
+# the batch it came in (checked by the subset-invariance tests).
+MIN_CHUNK_ROWS = 16
+
+
+def as_float32_rows(X):
+    """Float32 view of a validated 2-D input: a tensor, or CSR kept sparse."""
+    if sp.issparse(X):
+        return sp.csr_matrix(X, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+
+
+def dense_rows(X, index, device):
+    """Rows ``index`` (a slice or a LongTensor) of ``X`` as a dense tensor."""
+    if sp.issparse(X):
+        if isinstance(index, torch.Tensor):
+            index = index.cpu().numpy()
+        return torch.from_numpy(X[index].toarray()).to(device, non_blocking=True)
+    return X[index].to(device, non_blocking=True)
+
+
+class MultiTaskDataset(torch.utils.data.Dataset):
+    """Inputs, targets and per-entry weights of a multi-task training set.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, n_features) or scipy CSR matrix
+        Float32 inputs. Dense inputs should already be on the training device;
+        sparse ones stay on the host and are densified batch by batch.
+    target : torch.Tensor of shape (n_samples, n_tasks)
+        Encoded targets (class index as float, or the scaled regression
+        target); any value where the weight is zero.
+    weight : torch.Tensor of shape (n_samples, n_tasks)
+        Mask times sample weight: zero where a label is missing.
+    """
+
+    def __init__(self, X, target, weight):
+        self.X = X
+        self.target = target
+        self.weight = weight
+
+    def __len__(self):
+        return self.X.shape[0]
+
+    def __getitem__(self, i):
+        return self.batch(slice(i, i + 1))
+
+    def batch(self, index):
+        """``(X, (target, weight))`` for the rows in ``index``."""
+        X = dense_rows(self.X, index, self.target.device)
+        return X, (self.target[index], self.weight[index])
+
+    def subset(self, index):
+        """A dataset holding the rows ``index`` (a LongTensor)."""
+        X = self.X[index.numpy()] if sp.issparse(self.X) else self.X[index]
+        return MultiTaskDataset(X, self.target[index], self.weight[index])
+
+
+class BatchIterator:
+    """Iterate over a :class:`MultiTaskDataset` in contiguous batches.
+
+    skorch calls it as ``iterator(dataset, batch_size=..., **kwargs)`` once
+    per ``fit``; each ``iter()`` is one epoch.
+
+    Parameters
+    ----------
+    dataset : MultiTaskDataset
+    batch_size : int
+    shuffle : bool, default=False
+        Draw a new permutation of the rows at every epoch.
+    seed : int, default=0
+        Seed of the permutations; epoch ``e``'s permutation depends only on
+        ``(seed, first_epoch + e)``, so a fit resumed at an epoch sees the
+        same batches as an uninterrupted one.
+    first_epoch : int, default=0
+        Number of the first epoch this iterator produces.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False, seed=0, first_epoch=0):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = first_epoch
+
+    def __len__(self):
+        return -(-len(self.dataset) // self.batch_size)
+
+    def _permutation(self):
+        state = np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)
+        generator = torch.Generator().manual_seed(int(state[0]))
+        return torch.randperm(len(self.dataset), generator=generator).to(
+            self.dataset.target.device
+        )
+
+    def __iter__(self):
+        n, size = len(self.dataset), self.batch_size
+        order = self._permutation() if self.shuffle else None
+        self.epoch += 1
+        for start in range(0, n, size):
+            stop = min(start + size, n)
+            index = slice(start, stop) if order is None else order[start:stop]
+            yield self.dataset.batch(index)
+
+
+def predict_logits(module, X, device):
+    """Evaluate ``module`` on validated inputs, in padded fixed-size chunks.
+
+    Returns a float32 numpy array of logits ``(n_samples, n_tasks, n_out)``.
+    The module must already be in evaluation mode; nothing about it is
+    changed, so concurrent calls are safe.
+    """
+    X = as_float32_rows(X)
+    n = X.shape[0]
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, n, INFERENCE_CHUNK):
+            stop = min(start + INFERENCE_CHUNK, n)
+            chunk = dense_rows(X, slice(start, stop), device)
+            rows = stop - start
+            if rows < MIN_CHUNK_ROWS:
+                chunk = torch.cat(
+                    [chunk, chunk.new_zeros((MIN_CHUNK_ROWS - rows, chunk.shape[1]))]
+                )
+            outputs.append(module(chunk)[:rows].cpu())
+    if not outputs:
+        raise ValueError("Cannot predict on an empty X.")
+    return torch.cat(outputs).numpy()

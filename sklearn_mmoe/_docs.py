@@ -1,0 +1,149 @@
+"""Docstring pieces shared by the estimators (each parameter is described once)."""
+
+PARAMS = {
+    "n_experts": """n_experts : int, default=8
+    Number of expert networks.""",
+    "expert_hidden_sizes": """expert_hidden_sizes : int or sequence of int, default=(64,)
+    Layer widths of each expert MLP (ReLU-style activation after each layer,
+    as in the MMoE paper). The last width is the size of the mixture each
+    tower reads.""",
+    "gate_hidden_sizes": """gate_hidden_sizes : int or sequence of int, default=()
+    Optional hidden layers of each gate. Empty: the gate is
+    ``softmax(W x)``, as in the MMoE paper.""",
+    "bottom_hidden_sizes": """bottom_hidden_sizes : int or sequence of int, default=(128,)
+    Layer widths of the bottom MLP shared by all tasks.""",
+    "tower_hidden_sizes": """tower_hidden_sizes : int or sequence of int, default=(16,)
+    Hidden layer widths of each task's tower (may be empty: the tower is then
+    one linear output layer).""",
+    "common": """activation : {"relu", "tanh", "logistic", "gelu", "elu", "leaky_relu", \
+"silu", "identity"}, default="relu"
+    Activation after every hidden layer.
+
+dropout : float in [0, 1), default=0.0
+    Dropout probability after every hidden activation, during training.
+
+optimizer : {"adam", "adamw", "sgd", "rmsprop", "adagrad"} or \
+torch.optim.Optimizer subclass, default="adam"
+    Optimizer.
+
+optimizer_kwargs : dict, default=None
+    Further keyword arguments of the optimizer, e.g. ``{"momentum": 0.9}``
+    for SGD or ``{"betas": (0.9, 0.99)}`` for Adam.
+
+learning_rate : float, default=1e-3
+    Learning rate (> 0).
+
+weight_decay : float, default=0.0
+    Weight decay (L2 penalty) applied by the optimizer (>= 0).
+
+batch_size : int, default=256
+    Rows per mini-batch.
+
+max_epochs : int, default=200
+    Maximum number of passes over the training data.
+
+tol : float, default=1e-4
+    Minimum decrease of the monitored loss (training loss, or validation
+    loss with ``early_stopping=True``) that counts as an improvement.
+
+n_iter_no_change : int, default=10
+    Training stops after this many epochs without an improvement of at least
+    ``tol`` (the patience).
+
+early_stopping : bool, default=False
+    If True, hold out ``validation_fraction`` of the training rows (at
+    random; not stratified, because targets may be missing), monitor the
+    masked loss on them, stop when it stops improving and restore the
+    weights of the best epoch. If False, stop when the training loss stops
+    improving.
+
+validation_fraction : float in (0, 1), default=0.1
+    Fraction of the training rows held out when ``early_stopping=True``.
+
+task_weights : array-like of shape (n_tasks,), default=None
+    Weight of each task's loss in the total loss (default: all 1). Each
+    task's loss is the mean over its observed rows.
+
+callbacks : list of skorch callbacks or (name, callback) tuples, default=None
+    Extra `skorch callbacks <https://skorch.readthedocs.io/en/stable/callbacks.html>`_
+    run during training (e.g. ``skorch.callbacks.LRScheduler``,
+    ``EpochScoring``). They are copied at fit time.
+
+device : str or torch.device, default="cpu"
+    Device to train and predict on, e.g. ``"cuda"``. The data are moved to
+    it once per fit.
+
+random_state : int, RandomState instance or None, default=None
+    Seeds weight initialisation, dropout, batch order and the validation
+    split. Pass an int for reproducible results across calls.
+
+verbose : int, default=0
+    If > 0, print skorch's per-epoch training log.""",
+}
+
+ATTRIBUTES = {
+    "classes": """classes_ : ndarray or list of ndarray
+    Labels of each task, sorted. An array for 1-D y, a list with one array
+    per task for 2-D y.""",
+    "common": """n_tasks_ : int
+    Number of tasks (1 for 1-D y).
+
+net_ : skorch.NeuralNet
+    The trained skorch net; ``net_.module_`` is the PyTorch network (a module
+    of :mod:`sklearn_mmoe.nn`) and ``net_.history`` the training history.
+
+n_iter_ : int
+    Number of epochs run.
+
+loss_curve_ : list of float
+    Training loss at the end of each epoch.
+
+validation_loss_curve_ : list of float
+    Validation loss at each epoch (only with ``early_stopping=True``).
+
+best_validation_loss_ : float
+    Best validation loss, whose weights are kept (only with
+    ``early_stopping=True``).
+
+n_features_in_ : int
+    Number of features seen during fit.
+
+feature_names_in_ : ndarray of shape (n_features_in_,)
+    Names of the features seen during fit, when X has string column names.""",
+}
+
+KIND = {
+    "classifier": """Each task is a classification task (binary or multiclass, any label
+values, strings included); labels are encoded per task. ``predict`` returns
+the original labels with y's shape and ``predict_proba`` one probability
+array per task.""",
+    "regressor": """Each task is a regression task trained with the squared error. Each
+task's target is standardised (sample-weighted mean and standard deviation
+of its observed values) for training, so ``task_weights`` weigh losses on a
+common scale; predictions are returned on the original scale.""",
+}
+
+MASKS = """A missing label (NaN, or ``None`` / ``pd.NA`` in object or nullable columns)
+marks a row outside that task's sample space: it adds nothing to that task's
+loss, gradient, validation loss or score, and each task's loss is averaged
+over its observed rows only. 1-D ``y`` is a single task and behaves like an
+ordinary single-output scikit-learn estimator."""
+
+
+def build_docstring(summary, architecture, kind, params, examples, see_also=""):
+    """Assemble a numpydoc class docstring from the shared pieces."""
+    parameters = "\n\n".join([*(PARAMS[p] for p in params), PARAMS["common"]])
+    attributes = ATTRIBUTES["common"]
+    if kind == "classifier":
+        attributes = ATTRIBUTES["classes"] + "\n\n" + attributes
+    sections = [
+        summary,
+        architecture,
+        KIND[kind] + " " + MASKS,
+        "Parameters\n----------\n" + parameters,
+        "Attributes\n----------\n" + attributes,
+    ]
+    if see_also:
+        sections.append("See Also\n--------\n" + see_also)
+    sections.append("Examples\n--------\n" + examples)
+    return "\n\n".join(sections) + "\n"
