@@ -337,8 +337,12 @@ class _MultiTaskClassifierMixin(ClassifierMixin):
             ):
                 raise ValueError(f"Input y contains infinity (task {t}).")
             try:
-                check_classification_targets(labels)
-                task_classes, encoded = np.unique(labels, return_inverse=True)
+                # Hash-based and sorted: codes index the sorted classes. The
+                # label type only depends on the distinct values, so check
+                # those rather than every row.
+                encoded, task_classes = pd.factorize(labels, sort=True)
+                task_classes = np.asarray(task_classes, dtype=labels.dtype)
+                check_classification_targets(task_classes)
             except (ValueError, TypeError) as exc:
                 raise type(exc)(f"y: task {t}: {exc}") from None
             if task_classes.size < 2:

@@ -54,8 +54,12 @@ class MultiTaskDataset(torch.utils.data.Dataset):
 
     def __init__(self, X, target, weight):
         self.X = X
-        self.target = target
-        self.weight = weight
+        # One (n_samples, 2, n_tasks) tensor: a batch gathers both at once.
+        self.labels = torch.stack((target, weight), dim=1)
+
+    @property
+    def device(self):
+        return self.labels.device
 
     def __len__(self):
         return self.X.shape[0]
@@ -65,13 +69,14 @@ class MultiTaskDataset(torch.utils.data.Dataset):
 
     def batch(self, index):
         """``(X, (target, weight))`` for the rows in ``index``."""
-        X = dense_rows(self.X, index, self.target.device)
-        return X, (self.target[index], self.weight[index])
+        labels = self.labels[index]
+        return dense_rows(self.X, index, self.device), (labels[:, 0], labels[:, 1])
 
     def subset(self, index):
         """A dataset holding the rows ``index`` (a LongTensor)."""
         X = self.X[index.numpy()] if sp.issparse(self.X) else self.X[index]
-        return MultiTaskDataset(X, self.target[index], self.weight[index])
+        labels = self.labels[index]
+        return MultiTaskDataset(X, labels[:, 0], labels[:, 1])
 
 
 class BatchIterator:
@@ -108,7 +113,7 @@ class BatchIterator:
         state = np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)
         generator = torch.Generator().manual_seed(int(state[0]))
         return torch.randperm(len(self.dataset), generator=generator).to(
-            self.dataset.target.device
+            self.dataset.device
         )
 
     def __iter__(self):
