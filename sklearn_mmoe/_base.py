@@ -31,6 +31,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._labels import as_labels
 from ._data import BatchIterator, MultiTaskDataset, as_float32_rows, predict_logits
 from .metrics import masked_accuracy_score, masked_r2_score
 from .nn import ACTIVATIONS, MaskedMultiTaskLoss
@@ -329,12 +330,10 @@ class _MultiTaskClassifierMixin(ClassifierMixin):
         target = np.zeros(Y.shape, dtype=np.float32)
         classes, task_types, n_outputs = [], [], []
         for t in range(Y.shape[1]):
-            labels = Y[observed[:, t], t]
+            labels = as_labels(Y[observed[:, t], t])
             if labels.size == 0:
                 raise ValueError(f"y: task {t} has no observed label; every task needs at least one.")
-            if labels.dtype == object and any(
-                isinstance(v, (float, np.floating)) and np.isinf(v) for v in labels
-            ):
+            if labels.dtype.kind == "f" and np.isinf(labels).any():
                 raise ValueError(f"Input y contains infinity (task {t}).")
             try:
                 # Hash-based and sorted: codes index the sorted classes. The
@@ -347,7 +346,7 @@ class _MultiTaskClassifierMixin(ClassifierMixin):
                 raise type(exc)(f"y: task {t}: {exc}") from None
             if task_classes.size < 2:
                 raise ValueError(
-                    f"y: task {t} has only one class ({task_classes[0]!r}) among its "
+                    f"y: task {t} has only one class ({task_classes.tolist()[0]!r}) among its "
                     "observed labels; a classifier needs at least 2 classes per task."
                 )
             target[observed[:, t], t] = encoded

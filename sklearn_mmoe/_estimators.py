@@ -188,7 +188,7 @@ _CLASSIFIER_EXAMPLE = """>>> import numpy as np
 >>> X = rng.normal(size=(300, 5))
 >>> Y = np.column_stack([X[:, 0] > 0, X[:, 0] + X[:, 1] > 0]).astype(float)
 >>> Y[::3, 1] = np.nan  # task 1 is unlabelled on a third of the rows
->>> clf = {name}({args}max_epochs=30, random_state=0).fit(X, Y)
+>>> clf = {name}({args}early_stopping=True, random_state=0).fit(X, Y)
 >>> [p.shape for p in clf.predict_proba(X[:2])]
 [(2, 2), (2, 2)]
 >>> clf.predict(X[:2]).shape
@@ -202,7 +202,7 @@ _REGRESSOR_EXAMPLE = """>>> import numpy as np
 >>> X = rng.normal(size=(300, 5))
 >>> Y = np.column_stack([X[:, 0] + X[:, 1], X[:, 0] - X[:, 2]])
 >>> Y[::3, 1] = np.nan  # task 1 is unobserved on a third of the rows
->>> reg = {name}({args}max_epochs=50, random_state=0).fit(X, Y)
+>>> reg = {name}({args}early_stopping=True, random_state=0).fit(X, Y)
 >>> reg.predict(X[:2]).shape
 (2, 2)
 >>> reg.score(X, Y) > 0.8

@@ -85,6 +85,8 @@ from sklearn.metrics import (
 )
 from sklearn.preprocessing import label_binarize
 
+from ._labels import as_labels as _as_labels
+
 __all__ = [
     "make_multitask_scorer",
     "masked_accuracy_score",
@@ -125,27 +127,6 @@ def _columns(y, name):
         f"{name} must have shape (n_samples,) or (n_samples, n_tasks), "
         f"got an array with {arr.ndim} dimension(s)."
     )
-
-
-def _is_number(x):
-    return isinstance(x, (numbers.Number, np.bool_))
-
-
-def _as_labels(values):
-    """Give an object array of observed labels a native dtype where possible.
-
-    scikit-learn's ``type_of_target`` calls object arrays of numbers
-    "unknown", so an object column of floats (e.g. from a mixed-type
-    DataFrame) is turned into a numeric array and one of strings into a
-    string array.
-    """
-    values = np.asarray(values)
-    if values.dtype == object and values.size:
-        if all(isinstance(v, str) for v in values):
-            return values.astype(str)
-        if all(_is_number(v) for v in values):
-            return np.asarray(values.tolist())
-    return values
 
 
 def _check_finite(values, name, task):

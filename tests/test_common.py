@@ -17,6 +17,9 @@ from sklearn_mmoe import (
     SharedBottomRegressor,
 )
 
+# The checks' fits are short on purpose; reaching max_epochs is expected.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 ESTIMATORS = [
     SharedBottomClassifier,
     SharedBottomRegressor,

@@ -14,8 +14,7 @@ import pytest
 from sklearn_mmoe.datasets import fetch_census_income, make_multitask_regression
 from sklearn_mmoe.datasets import _census
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CENSUS_FILES = ("census-income.data.gz", "census-income.test.gz")
+from conftest import CENSUS_FILES
 
 
 # ---------------------------------------------------------------------------
@@ -138,38 +137,6 @@ def _assert_frame_equal(left, right):
     pd.testing.assert_frame_equal(left, right, check_exact=True)
 
 
-def _shared_census_dir():
-    """Folder holding the real census-income files, or skip if absent."""
-    root = Path(
-        os.environ.get("SKLEARN_MMOE_DATA", REPO_ROOT.parent / "shared" / "data")
-    )
-    folder = root / "census-income"
-    if not all((folder / name).is_file() for name in CENSUS_FILES):
-        pytest.skip(f"Census-Income files not found in {folder}")
-    return folder
-
-
-def _make_data_home(root, source):
-    census_dir = Path(root) / _census.DATA_SUBFOLDER
-    census_dir.mkdir(parents=True)
-    for name in CENSUS_FILES:
-        shutil.copyfile(source / name, census_dir / name)
-    return Path(root)
-
-
-@pytest.fixture(scope="module")
-def census_source():
-    return _shared_census_dir()
-
-
-@pytest.fixture(scope="module")
-def census_home(census_source, tmp_path_factory):
-    """Data home with the raw files and the parsed cache (parsed once)."""
-    home = _make_data_home(tmp_path_factory.mktemp("census_home"), census_source)
-    fetch_census_income(data_home=home, download_if_missing=False)
-    return home
-
-
 @pytest.fixture
 def no_network(monkeypatch):
     def fail(*args, **kwargs):
@@ -223,23 +190,24 @@ def test_fetch_census_income_download(tmp_path, monkeypatch, census_source):
     assert requested == []
 
 
-def _truncated_train_gzip():
-    source = _shared_census_dir() / CENSUS_FILES[0]
-    with open(source, "rb") as f:
+def _truncated_train_gzip(census_source):
+    with open(census_source / CENSUS_FILES[0], "rb") as f:
         return f.read(100_000)
 
 
 @pytest.mark.parametrize(
     "make_payload",
     [
-        lambda: gzip.compress(b"39, Private, 0, 0, Bachelors, 0\n"),
-        lambda: b"this is not gzip data",
+        lambda _: gzip.compress(b"39, Private, 0, 0, Bachelors, 0\n"),
+        lambda _: b"this is not gzip data",
         _truncated_train_gzip,
     ],
     ids=["wrong-content", "not-gzip", "truncated"],
 )
-def test_fetch_census_income_corrupted_download(tmp_path, monkeypatch, make_payload):
-    payload = make_payload()
+def test_fetch_census_income_corrupted_download(
+    tmp_path, monkeypatch, make_payload, census_source
+):
+    payload = make_payload(census_source)
     payloads = {meta.url: payload for meta in _census.ARCHIVES.values()}
     monkeypatch.setattr(urllib.request, "urlopen", _fake_urlopen(payloads, []))
 
