@@ -15,9 +15,6 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.special import expit, softmax
-from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping
-from skorch.helper import predefined_split
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -30,9 +27,12 @@ from sklearn.utils import check_consistent_length, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping
+from skorch.helper import predefined_split
 
-from ._labels import as_labels
 from ._data import BatchIterator, MultiTaskDataset, as_float32_rows, predict_logits
+from ._labels import as_labels
 from .metrics import masked_accuracy_score, masked_r2_score
 from .nn import ACTIVATIONS, MaskedMultiTaskLoss
 
@@ -292,6 +292,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
                 f"tol={self.tol} within n_iter_no_change={self.n_iter_no_change} "
                 "epochs). Increase max_epochs or tol.",
                 ConvergenceWarning,
+                stacklevel=2,
             )
         return net
 

@@ -3,19 +3,14 @@
 import gzip
 import io
 import os
-import shutil
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from sklearn_mmoe.datasets import fetch_census_income, make_multitask_regression
-from sklearn_mmoe.datasets import _census
-
 from conftest import CENSUS_FILES
-
+from sklearn_mmoe.datasets import _census, fetch_census_income, make_multitask_regression
 
 # ---------------------------------------------------------------------------
 # make_multitask_regression

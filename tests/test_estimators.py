@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
-from skorch.callbacks import Callback
 from sklearn.base import clone
 from sklearn.compose import make_column_transformer
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from skorch.callbacks import Callback
 
 from sklearn_mmoe import (
     MMoEClassifier,

@@ -9,6 +9,7 @@ Donors: Terran Lane and Ronny Kohavi (Silicon Graphics). Licence: CC BY 4.0.
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import contextlib
 import gzip
 import hashlib
 import logging
@@ -167,13 +168,23 @@ _N_RETRIES = 3
 _RETRY_DELAY = 1.0
 
 
-def _temporary_path(dirname, filename):
-    """Unique name for a temporary file in `dirname`, renamed when complete.
+@contextlib.contextmanager
+def _atomic_file(dirname, filename):
+    """Yield a temporary path in `dirname` that becomes `filename` on success.
 
-    Files created with ``open(path, "xb")`` get the usual umask-based
-    permissions (unlike ``tempfile.mkstemp``, which makes them private).
+    The rename is atomic on one file system, so `filename` is either absent
+    or complete; on any error the temporary file is removed. Files created
+    with ``open(path, "xb")`` get the usual umask-based permissions (unlike
+    ``tempfile.mkstemp``, which makes them private).
     """
-    return join(dirname, f".{filename}.{uuid.uuid4().hex}.part")
+    temp_path = join(dirname, f".{filename}.{uuid.uuid4().hex}.part")
+    try:
+        yield temp_path
+        os.replace(temp_path, join(dirname, filename))
+    except BaseException:
+        if exists(temp_path):
+            os.remove(temp_path)
+        raise
 
 
 def _gzip_content_digest(path):
@@ -215,10 +226,8 @@ def _download_gzip(metadata, dirname, *, n_retries=_N_RETRIES, delay=_RETRY_DELA
     decompressed content matches the expected size and sha256. A corrupted
     download raises an OSError and leaves no file behind.
     """
-    file_path = join(dirname, metadata.filename)
     logger.info("Downloading %s", metadata.url)
-    temp_path = _temporary_path(dirname, metadata.filename)
-    try:
+    with _atomic_file(dirname, metadata.filename) as temp_path:
         with open(temp_path, "xb") as out:
             while True:
                 try:
@@ -230,18 +239,11 @@ def _download_gzip(metadata, dirname, *, n_retries=_N_RETRIES, delay=_RETRY_DELA
                 except (urllib.error.URLError, TimeoutError) as exc:
                     if n_retries <= 0:
                         raise
-                    logger.warning(
-                        "Retrying download of %s after %r", metadata.url, exc
-                    )
+                    logger.warning("Retrying download of %s after %r", metadata.url, exc)
                     n_retries -= 1
                     time.sleep(delay)
         _verify_gzip(temp_path, metadata, source=f"downloaded from {metadata.url}")
-        os.replace(temp_path, file_path)
-    except BaseException:
-        if exists(temp_path):
-            os.remove(temp_path)
-        raise
-    return file_path
+    return join(dirname, metadata.filename)
 
 
 def _read_raw(path):
@@ -311,16 +313,9 @@ def _fetch_frames(data_home, download_if_missing):
 
     frames = _parse_raw_files(paths)
 
-    # Write the cache atomically: temporary file in the same folder, then
-    # rename. Its presence means the raw files passed their checksum.
-    temp_path = _temporary_path(census_dir, _CACHE_FILENAME)
-    try:
+    # The cache's presence means the raw files passed their checksum.
+    with _atomic_file(census_dir, _CACHE_FILENAME) as temp_path:
         joblib.dump({"version": _CACHE_VERSION, "frames": frames}, temp_path)
-        os.replace(temp_path, cache_path)
-    except BaseException:
-        if exists(temp_path):
-            os.remove(temp_path)
-        raise
     return frames
 
 
