@@ -85,7 +85,9 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
 
     An architecture subclass defines ``__init__`` (storing every parameter),
     ``_module_class`` and ``_module_kwargs()``; a task-kind mixin defines
-    ``_y_check_params`` and ``_encode_targets``.
+    ``_y_check_params`` and ``_encode_targets(Y, sample_weight, single_output)``, which
+    returns ``(target, observed, task_types, n_outputs, attributes)`` without
+    touching the estimator: ``fit`` sets ``attributes`` once training worked.
     """
 
     _parameter_constraints: dict = {
@@ -135,6 +137,16 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
+        previous = dict(vars(self))
+        try:
+            return self._fit(X, y, sample_weight)
+        except BaseException:
+            # Bad input or a failed fit leaves a fitted model as it was.
+            vars(self).clear()
+            vars(self).update(previous)
+            raise
+
+    def _fit(self, X, y, sample_weight):
         X, y = validate_data(
             self,
             X,
@@ -147,17 +159,23 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         check_consistent_length(X, y)
         if y.ndim > 2:
             raise ValueError(f"y must be 1-D or 2-D, got an array of shape {y.shape}.")
-        self._y_is_1d = y.ndim == 1
-        Y = y.reshape(-1, 1) if self._y_is_1d else y
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
-        target, observed, task_types, n_outputs = self._encode_targets(Y, sample_weight)
-        self.n_tasks_ = Y.shape[1]
+        target, observed, task_types, n_outputs, attributes = self._encode_targets(
+            Y, sample_weight, single_output=y.ndim == 1
+        )
         weight = self._entry_weights(observed, sample_weight)
-        task_weights = self._check_task_weights()
-        self.net_ = self._train(X, target, weight, task_types, n_outputs, task_weights)
-        history = self.net_.history
+        task_weights = self._check_task_weights(Y.shape[1])
+        net = self._train(X, target, weight, task_types, n_outputs, task_weights)
+
+        self._y_is_1d = y.ndim == 1
+        self.n_tasks_ = Y.shape[1]
+        for name, value in attributes.items():
+            setattr(self, name, value)
+        self.net_ = net
+        history = net.history
         self.n_iter_ = len(history)
         self.loss_curve_ = list(history[:, "train_loss"])
         if self.early_stopping:
@@ -177,13 +195,13 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         weight *= observed.sum() / weight.sum()
         return weight.astype(np.float32)
 
-    def _check_task_weights(self):
+    def _check_task_weights(self, n_tasks):
         if self.task_weights is None:
-            return np.ones(self.n_tasks_)
+            return np.ones(n_tasks)
         weights = np.asarray(self.task_weights, dtype=np.float64)
-        if weights.shape != (self.n_tasks_,):
+        if weights.shape != (n_tasks,):
             raise ValueError(
-                f"task_weights must have one entry per task ({self.n_tasks_}), "
+                f"task_weights must have one entry per task ({n_tasks}), "
                 f"got shape {weights.shape}."
             )
         if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() == 0:
@@ -326,7 +344,7 @@ class _MultiTaskClassifierMixin(ClassifierMixin):
 
     _y_check_params = dict(dtype=None)
 
-    def _encode_targets(self, Y, sample_weight):
+    def _encode_targets(self, Y, sample_weight, single_output):
         observed = ~pd.isna(Y)
         target = np.zeros(Y.shape, dtype=np.float32)
         classes, task_types, n_outputs = [], [], []
@@ -355,8 +373,8 @@ class _MultiTaskClassifierMixin(ClassifierMixin):
             binary = task_classes.size == 2
             task_types.append("binary" if binary else "multiclass")
             n_outputs.append(1 if binary else task_classes.size)
-        self.classes_ = classes[0] if self._y_is_1d else classes
-        return target, observed, task_types, n_outputs
+        attributes = {"classes_": classes[0] if single_output else classes}
+        return target, observed, task_types, n_outputs, attributes
 
     def _task_probas(self, X):
         logits = self._logits(X).astype(np.float64)
@@ -431,7 +449,7 @@ class _MultiTaskRegressorMixin(RegressorMixin):
 
     _y_check_params = dict(dtype=np.float64)
 
-    def _encode_targets(self, Y, sample_weight):
+    def _encode_targets(self, Y, sample_weight, single_output):
         observed = ~np.isnan(Y)
         n_tasks = Y.shape[1]
         mean, scale = np.zeros(n_tasks), np.ones(n_tasks)
@@ -444,9 +462,9 @@ class _MultiTaskRegressorMixin(RegressorMixin):
                 mean[t] = np.average(values, weights=weights)
                 std = np.sqrt(np.average((values - mean[t]) ** 2, weights=weights))
                 scale[t] = std if std > 0 else 1.0
-        self._target_mean, self._target_scale = mean, scale
         target = np.where(observed, (Y - mean) / scale, 0.0).astype(np.float32)
-        return target, observed, ["regression"] * n_tasks, [1] * n_tasks
+        attributes = {"_target_mean": mean, "_target_scale": scale}
+        return target, observed, ["regression"] * n_tasks, [1] * n_tasks, attributes
 
     def predict(self, X):
         """Predicted targets of every task.

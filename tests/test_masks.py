@@ -241,3 +241,21 @@ def test_convergence_warning_when_max_epochs_is_reached():
         warnings.simplefilter("always", ConvergenceWarning)
         _small(MMoEClassifier, max_epochs=2).fit(X, Y)
     assert any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
+@pytest.mark.parametrize("cls", [MMoEClassifier, SharedBottomRegressor])
+def test_failed_refit_leaves_the_fitted_model_intact(cls):
+    X, Y = _data()
+    if cls is SharedBottomRegressor:
+        Y = X[:, :2].copy()
+    model = _small(cls, max_epochs=2).fit(X, Y)
+    before = model.predict(X)
+    state = dict(vars(model))
+    bad = Y[:, :1].copy()
+    bad[:, 0] = np.nan  # a task without any label
+    for args in [(X[:, :3], bad), (X, bad), (X, Y[:-1])]:
+        with pytest.raises(ValueError):
+            model.fit(*args)
+        assert vars(model).keys() == state.keys()
+        assert all(vars(model)[k] is v for k, v in state.items())
+        np.testing.assert_array_equal(model.predict(X), before)
