@@ -7,16 +7,27 @@ and is left out of that task's loss. The PyTorch networks they train live in
 """
 
 from ._estimators import (
+    CGCClassifier,
+    CGCRegressor,
     MMoEClassifier,
     MMoERegressor,
     OMoEClassifier,
     OMoERegressor,
+    PLEClassifier,
+    PLERegressor,
     SharedBottomClassifier,
     SharedBottomRegressor,
 )
+from ._multitask import ESMMClassifier, MultiTaskEstimator
 from ._version import __version__
 
 __all__ = [
+    "CGCClassifier",
+    "CGCRegressor",
+    "ESMMClassifier",
+    "MultiTaskEstimator",
+    "PLEClassifier",
+    "PLERegressor",
     "MMoEClassifier",
     "MMoERegressor",
     "OMoEClassifier",

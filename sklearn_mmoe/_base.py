@@ -14,7 +14,6 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 import torch
-from scipy.special import expit, softmax
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -25,16 +24,17 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_consistent_length, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping
 from skorch.helper import predefined_split
 
 from ._data import BatchIterator, MultiTaskDataset, as_float32_rows, predict_logits
-from ._labels import as_labels
+from ._targets import decode, encode_targets
 from .metrics import masked_accuracy_score, masked_r2_score
 from .nn import ACTIVATIONS, MaskedMultiTaskLoss
+from .weighting import _NAMES as _WEIGHTING_NAMES
+from .weighting import LossWeighting
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -61,12 +61,32 @@ def _check_sizes(value, name, allow_empty):
 class _TrainingNet(NeuralNet):
     """skorch's training loop with the masked multi-task loss.
 
-    Batches are ``(X, (target, weight))``; the loss reads both parts.
+    Batches are ``(X, (target, weight))``; the loss reads both parts. A
+    training step hands the per-task losses to the loss-weighting strategy,
+    which computes the gradients; the loss it reports (and the validation
+    loss) uses the fixed task weights, so epochs stay comparable.
     """
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         target, weight = y_true
         return self.criterion_(y_pred, target, weight)
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        X, (target, weight) = batch
+        y_pred = self.infer(X, **fit_params)
+        losses = self.criterion_.per_task(y_pred, target, weight)
+        self.criterion_.weighting.backward(losses, self.module_)
+        return {"loss": torch.dot(losses.detach(), self.criterion_.task_weights), "y_pred": y_pred}
+
+
+class _EpochWeights(Callback):
+    """Let the weighting strategy update at each epoch's end; record its weights."""
+
+    def on_epoch_end(self, net, **kwargs):
+        weighting = net.criterion_.weighting
+        weighting.end_epoch(len(net.history))
+        net.history.record("task_weights", weighting.weights.tolist())
 
 
 @contextlib.contextmanager
@@ -85,9 +105,11 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
 
     An architecture subclass defines ``__init__`` (storing every parameter),
     ``_module_class`` and ``_module_kwargs()``; a task-kind mixin defines
-    ``_y_check_params`` and ``_encode_targets(Y, sample_weight, single_output)``, which
-    returns ``(target, observed, task_types, n_outputs, attributes)`` without
-    touching the estimator: ``fit`` sets ``attributes`` once training worked.
+    ``_y_check_params`` (how y is validated), ``_task_kinds(Y)``
+    ("classification" or "regression" per column) and
+    ``_task_attributes(tasks)`` (the public fitted attributes derived from the
+    tasks, e.g. ``classes_``), plus the predict methods. Per-task encoding
+    and decoding live in :mod:`sklearn_mmoe._targets`.
     """
 
     _parameter_constraints: dict = {
@@ -104,6 +126,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "task_weights": ["array-like", None],
+        "loss_weighting": [None, StrOptions(set(_WEIGHTING_NAMES)), LossWeighting],
         "callbacks": [list, None],
         "device": [str, torch.device],
         "random_state": ["random_state"],
@@ -163,16 +186,18 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
-        target, observed, task_types, n_outputs, attributes = self._encode_targets(
-            Y, sample_weight, single_output=y.ndim == 1
+        n_tasks = Y.shape[1]
+        targets, observed, tasks = encode_targets(
+            Y, self._task_kinds(Y), sample_weight, self._conditional_tasks(n_tasks)
         )
         weight = self._entry_weights(observed, sample_weight)
-        task_weights = self._check_task_weights(Y.shape[1])
-        net = self._train(X, target, weight, task_types, n_outputs, task_weights)
+        task_weights = self._check_task_weights(n_tasks)
+        net = self._train(X, targets, weight, tasks, task_weights)
 
         self._y_is_1d = y.ndim == 1
-        self.n_tasks_ = Y.shape[1]
-        for name, value in attributes.items():
+        self.n_tasks_ = n_tasks
+        self._tasks = tasks
+        for name, value in self._task_attributes(tasks).items():
             setattr(self, name, value)
         self.net_ = net
         history = net.history
@@ -182,6 +207,10 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             self.validation_loss_curve_ = list(history[:, "valid_loss"])
             self.best_validation_loss_ = min(self.validation_loss_curve_)
         return self
+
+    def _conditional_tasks(self, n_tasks):
+        """{child: parent} of conditional tasks (none unless a subclass says so)."""
+        return {}
 
     def _entry_weights(self, observed, sample_weight):
         """Mask times sample weight, scaled to mean 1 over observed entries."""
@@ -244,9 +273,10 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             load_best=load_best,
         )
         # The user's callbacks are copied so that fitting never mutates them.
-        return [("stopping", stop)] + copy.deepcopy(list(self.callbacks or []))
+        own = [("task_weights", _EpochWeights()), ("stopping", stop)]
+        return own + copy.deepcopy(list(self.callbacks or []))
 
-    def _train(self, X, target, weight, task_types, n_outputs, task_weights):
+    def _train(self, X, target, weight, tasks, task_weights):
         device = self._check_device()
         module_kwargs = self._module_kwargs()
         optimizer = self._optimizer_class()
@@ -276,11 +306,13 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             module=self._module_class,
             **{f"module__{k}": v for k, v in module_kwargs.items()},
             module__n_features=X.shape[1],
-            module__n_outputs=n_outputs,
+            module__n_outputs=[task.n_outputs for task in tasks],
             criterion=MaskedMultiTaskLoss,
-            criterion__task_types=task_types,
-            criterion__n_outputs=n_outputs,
+            criterion__task_types=[task.type for task in tasks],
+            criterion__n_outputs=[task.n_outputs for task in tasks],
             criterion__task_weights=task_weights,
+            criterion__parents=[task.parent for task in tasks],
+            criterion__weighting=self.loss_weighting,
             optimizer=optimizer,
             lr=self.learning_rate,
             optimizer__weight_decay=self.weight_decay,
@@ -323,6 +355,17 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         )
         return predict_logits(self.net_.module_, X, self.net_.device)
 
+    def _outputs(self, X):
+        """Per-task outputs: probabilities (classification) or values (regression)."""
+        return decode(self._logits(X), self._tasks)
+
+    def _labels(self, outputs):
+        """Per-task predictions: labels for classification tasks, values otherwise."""
+        return [
+            out if task.kind == "regression" else task.classes[out.argmax(axis=1)]
+            for task, out in zip(self._tasks, outputs)
+        ]
+
     def _as_y_shape(self, columns):
         """Per-task 1-D outputs -> y's shape: (n,) for 1-D y, else (n, n_tasks)."""
         if self._y_is_1d:
@@ -334,58 +377,38 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             out[:, t] = column
         return out
 
-    def _per_task(self, value):
-        """A per-task attribute as a list (it is unwrapped for 1-D y)."""
-        return [value] if self._y_is_1d else value
+    def _scoring_view(self, y):
+        """``y`` as scored: a conditional task counts where its parent is positive.
+
+        A conditional task's label (conversion) only exists where its parent
+        (click) is positive; a 0 given on other rows is not a label of that
+        task, so it is masked for scoring.
+        """
+        parents = {t: task.parent for t, task in enumerate(self._tasks) if task.parent is not None}
+        if not parents:
+            return y
+        Y = np.array(y, dtype=object)
+        for child, parent in parents.items():
+            label = self._tasks[parent].classes[1]
+            positive = np.array([not pd.isna(v) and v == label for v in Y[:, parent]], dtype=bool)
+            Y[~positive, child] = None
+        return Y
+
+    def _unwrap(self, per_task):
+        """A per-task list as returned to the user: unwrapped for 1-D y."""
+        return per_task[0] if self._y_is_1d else per_task
 
 
 class _MultiTaskClassifierMixin(ClassifierMixin):
-    """Label encoding per task, ``predict_proba`` and ``predict``."""
+    """Every task is a classification task: ``predict_proba`` and ``predict``."""
 
     _y_check_params = dict(dtype=None)
 
-    def _encode_targets(self, Y, sample_weight, single_output):
-        observed = ~pd.isna(Y)
-        target = np.zeros(Y.shape, dtype=np.float32)
-        classes, task_types, n_outputs = [], [], []
-        for t in range(Y.shape[1]):
-            labels = as_labels(Y[observed[:, t], t])
-            if labels.size == 0:
-                raise ValueError(f"y: task {t} has no observed label; every task needs at least one.")
-            if labels.dtype.kind == "f" and np.isinf(labels).any():
-                raise ValueError(f"Input y contains infinity (task {t}).")
-            try:
-                # Hash-based and sorted: codes index the sorted classes. The
-                # label type only depends on the distinct values, so check
-                # those rather than every row.
-                encoded, task_classes = pd.factorize(labels, sort=True)
-                task_classes = np.asarray(task_classes, dtype=labels.dtype)
-                check_classification_targets(task_classes)
-            except (ValueError, TypeError) as exc:
-                raise type(exc)(f"y: task {t}: {exc}") from None
-            if task_classes.size < 2:
-                raise ValueError(
-                    f"y: task {t} has only one class ({task_classes.tolist()[0]!r}) among its "
-                    "observed labels; a classifier needs at least 2 classes per task."
-                )
-            target[observed[:, t], t] = encoded
-            classes.append(task_classes)
-            binary = task_classes.size == 2
-            task_types.append("binary" if binary else "multiclass")
-            n_outputs.append(1 if binary else task_classes.size)
-        attributes = {"classes_": classes[0] if single_output else classes}
-        return target, observed, task_types, n_outputs, attributes
+    def _task_kinds(self, Y):
+        return ["classification"] * Y.shape[1]
 
-    def _task_probas(self, X):
-        logits = self._logits(X).astype(np.float64)
-        probas = []
-        for t, classes in enumerate(self._per_task(self.classes_)):
-            if classes.size == 2:
-                p = expit(logits[:, t, 0])
-                probas.append(np.column_stack([1.0 - p, p]))
-            else:
-                probas.append(softmax(logits[:, t, : classes.size], axis=1))
-        return probas
+    def _task_attributes(self, tasks):
+        return {"classes_": self._unwrap([task.classes for task in tasks])}
 
     def predict_proba(self, X):
         """Class probabilities of every task.
@@ -402,8 +425,7 @@ class _MultiTaskClassifierMixin(ClassifierMixin):
             For 2-D y, a list with one ``(n_samples, n_classes_t)`` array per
             task, columns in the order of ``classes_[t]``.
         """
-        probas = self._task_probas(X)
-        return probas[0] if self._y_is_1d else probas
+        return self._unwrap(self._outputs(X))
 
     def predict(self, X):
         """Most probable label of every task.
@@ -419,10 +441,7 @@ class _MultiTaskClassifierMixin(ClassifierMixin):
             Predicted labels (the original label values), with y's shape. An
             object array when the tasks' labels have different dtypes.
         """
-        probas = self._task_probas(X)
-        classes = self._per_task(self.classes_)
-        columns = [c[p.argmax(axis=1)] for c, p in zip(classes, probas)]
-        return self._as_y_shape(columns)
+        return self._as_y_shape(self._labels(self._outputs(X)))
 
     def score(self, X, y, sample_weight=None):
         """Mean over tasks of the accuracy on each task's observed labels.
@@ -441,30 +460,21 @@ class _MultiTaskClassifierMixin(ClassifierMixin):
         score : float
             Mean accuracy over tasks (for 1-D y, the accuracy).
         """
-        return masked_accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+        return masked_accuracy_score(
+            self._scoring_view(y), self.predict(X), sample_weight=sample_weight
+        )
 
 
 class _MultiTaskRegressorMixin(RegressorMixin):
-    """Per-task target standardisation and ``predict``."""
+    """Every task is a regression task: ``predict``."""
 
     _y_check_params = dict(dtype=np.float64)
 
-    def _encode_targets(self, Y, sample_weight, single_output):
-        observed = ~np.isnan(Y)
-        n_tasks = Y.shape[1]
-        mean, scale = np.zeros(n_tasks), np.ones(n_tasks)
-        for t in range(n_tasks):
-            values = Y[observed[:, t], t]
-            if values.size == 0:
-                raise ValueError(f"y: task {t} has no observed label; every task needs at least one.")
-            weights = sample_weight[observed[:, t]]
-            if weights.sum() > 0:  # else _entry_weights raises
-                mean[t] = np.average(values, weights=weights)
-                std = np.sqrt(np.average((values - mean[t]) ** 2, weights=weights))
-                scale[t] = std if std > 0 else 1.0
-        target = np.where(observed, (Y - mean) / scale, 0.0).astype(np.float32)
-        attributes = {"_target_mean": mean, "_target_scale": scale}
-        return target, observed, ["regression"] * n_tasks, [1] * n_tasks, attributes
+    def _task_kinds(self, Y):
+        return ["regression"] * Y.shape[1]
+
+    def _task_attributes(self, tasks):
+        return {}
 
     def predict(self, X):
         """Predicted targets of every task.
@@ -479,9 +489,7 @@ class _MultiTaskRegressorMixin(RegressorMixin):
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_tasks)
             Float64 predictions with y's shape.
         """
-        out = self._logits(X)[:, :, 0].astype(np.float64)
-        out = out * self._target_scale + self._target_mean
-        return out[:, 0] if self._y_is_1d else out
+        return self._as_y_shape(self._outputs(X))
 
     def score(self, X, y, sample_weight=None):
         """Mean over tasks of R^2 on each task's observed targets.

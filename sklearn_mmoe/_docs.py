@@ -10,6 +10,17 @@ PARAMS = {
     "gate_hidden_sizes": """gate_hidden_sizes : int or sequence of int, default=()
     Optional hidden layers of each gate. Empty: the gate is
     ``softmax(W x)``, as in the MMoE paper.""",
+    "top_k": """top_k : int, default=None
+    Sparse gating: each gate keeps its ``top_k`` largest experts per row and
+    gives the others exactly zero weight (softmax over the kept ones), as the
+    MMoE paper suggests for serving cost; gradients flow through the
+    selected experts. None keeps every expert.""",
+    "n_shared_experts": """n_shared_experts : int, default=1
+    Experts shared by all tasks, at each level.""",
+    "n_task_experts": """n_task_experts : int, default=1
+    Experts of each task, at each level.""",
+    "n_levels": """n_levels : int, default=2
+    Number of extraction levels (``n_levels=1`` is CGC).""",
     "bottom_hidden_sizes": """bottom_hidden_sizes : int or sequence of int, default=(128,)
     Layer widths of the bottom MLP shared by all tasks.""",
     "tower_hidden_sizes": """tower_hidden_sizes : int or sequence of int, default=(16,)
@@ -64,6 +75,15 @@ task_weights : array-like of shape (n_tasks,), default=None
     Weight of each task's loss in the total loss (default: all 1). Each
     task's loss is the mean over its observed rows.
 
+loss_weighting : {"uncertainty", "dwa", "gradnorm", "decay", "pcgrad"} or \
+LossWeighting, default=None
+    Strategy that turns the per-task losses into the training objective, on
+    top of ``task_weights``: a name for its defaults, or an instance from
+    :mod:`sklearn_mmoe.weighting` (e.g. ``DWA(temperature=1.0)``). None: the
+    fixed ``task_weights``. "pcgrad" and "gradnorm" compute one gradient per
+    task at each step. The reported and monitored losses always use the
+    fixed ``task_weights``.
+
 callbacks : list of skorch callbacks or (name, callback) tuples, default=None
     Extra `skorch callbacks <https://skorch.readthedocs.io/en/stable/callbacks.html>`_
     run during training (e.g. ``skorch.callbacks.LRScheduler``,
@@ -82,6 +102,12 @@ verbose : int, default=0
 }
 
 ATTRIBUTES = {
+    "mixed": """classes_ : list
+    Sorted labels of each classification task, None for a regression task
+    (for 1-D y: that task's entry).
+
+task_types_ : list of str
+    Loss type of each task: "binary", "multiclass" or "regression".""",
     "classes": """classes_ : ndarray or list of ndarray
     Labels of each task, sorted. An array for 1-D y, a list with one array
     per task for 2-D y.""",
@@ -117,6 +143,22 @@ KIND = {
 values, strings included); labels are encoded per task. ``predict`` returns
 the original labels with y's shape and ``predict_proba`` one probability
 array per task.""",
+    "mixed": """Tasks can be of different kinds in one model: binary or multiclass
+classification (any label values) and regression (standardised per task,
+squared error), given by ``task_types``. A binary task can be declared
+*conditional* on another binary task (ESMM): its label only exists where the
+other task is positive, and it is trained through the joint probability on
+every row where the other task is observed.""",
+    "esmm": """``y`` has two binary columns, click and conversion; conversion is 0 or
+missing where click is 0 (a conversion label exists only on clicked rows).
+pCTCVR = pCTR * pCVR is trained against "click and conversion" on every
+impression, and pCTR against click, so pCVR is learned over the entire
+impression space rather than on clicked rows only (Ma et al., SIGIR 2018).
+``predict_proba(X)`` returns ``[pCTR, pCVR]`` (pCVR conditional on a click) and
+``predict_joint_proba(X)`` returns ``[pCTR, pCTCVR]``, each as
+``(n_samples, 2)`` arrays; ``predict`` and ``score`` refer to the tasks as
+given (conversion scored on clicked rows only). With a single column it is a
+plain click model.""",
     "regressor": """Each task is a regression task trained with the squared error. Each
 task's target is standardised (sample-weighted mean and standard deviation
 of its observed values) for training, so ``task_weights`` weigh losses on a
@@ -131,11 +173,16 @@ ordinary single-output scikit-learn estimator."""
 
 
 def build_docstring(summary, architecture, kind, params, examples, see_also=""):
-    """Assemble a numpydoc class docstring from the shared pieces."""
-    parameters = "\n\n".join([*(PARAMS[p] for p in params), PARAMS["common"]])
+    """Assemble a numpydoc class docstring from the shared pieces.
+
+    ``params`` lists keys of PARAMS, or full parameter descriptions.
+    """
+    parameters = "\n\n".join([*(PARAMS.get(p, p) for p in params), PARAMS["common"]])
     attributes = ATTRIBUTES["common"]
-    if kind == "classifier":
+    if kind in ("classifier", "esmm"):
         attributes = ATTRIBUTES["classes"] + "\n\n" + attributes
+    if kind == "mixed":
+        attributes = ATTRIBUTES["mixed"] + "\n\n" + attributes
     sections = [
         summary,
         architecture,

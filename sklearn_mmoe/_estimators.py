@@ -1,8 +1,11 @@
-"""Shared-Bottom, OMoE and MMoE classifiers and regressors.
+"""The estimators: one class per architecture and task kind, plus generic ones.
 
-Each architecture is a small class that stores its parameters and says which
-:mod:`sklearn_mmoe.nn` module to build; the task kind (classifier or
-regressor) is a mixin. Everything else lives in :mod:`sklearn_mmoe._base`.
+Each architecture is described once, in ``ARCHITECTURES``: the
+:mod:`sklearn_mmoe.nn` module it builds and the function that turns the
+estimator's parameters into that module's arguments. The per-architecture
+estimators (``MMoEClassifier``, ...) and the generic ``MultiTaskEstimator``
+(any architecture, any mix of task kinds, conditional tasks) both use it.
+Everything else lives in :mod:`sklearn_mmoe._base`.
 """
 
 from numbers import Integral
@@ -17,7 +20,7 @@ from ._base import (
     _MultiTaskRegressorMixin,
 )
 from ._docs import build_docstring
-from .nn import MMoE, OMoE, SharedBottom
+from .nn import PLE, MMoE, OMoE, SharedBottom
 
 __all__ = [
     "SharedBottomClassifier",
@@ -26,16 +29,122 @@ __all__ = [
     "OMoERegressor",
     "MMoEClassifier",
     "MMoERegressor",
+    "CGCClassifier",
+    "CGCRegressor",
+    "PLEClassifier",
+    "PLERegressor",
 ]
 
+_COUNT = [Interval(Integral, 0, None, closed="left")]
+_POSITIVE = [Interval(Integral, 1, None, closed="left")]
 
-class _SharedBottomBase(_BaseMultiTask):
-    _module_class = SharedBottom
-    _parameter_constraints = {
-        **_BaseMultiTask._parameter_constraints,
-        "bottom_hidden_sizes": _SIZES,
-        "tower_hidden_sizes": _SIZES,
+
+def _layers(est, *names):
+    """Validated layer sizes of ``names`` (only the experts' must be non-empty)."""
+    return {
+        name: _check_sizes(getattr(est, name), name, allow_empty=name != "expert_hidden_sizes")
+        for name in names
     }
+
+
+def _check_top_k(est, n_experts):
+    if est.top_k is not None and est.top_k > n_experts:
+        raise ValueError(
+            f"top_k={est.top_k} is larger than the {n_experts} experts each gate weighs."
+        )
+    return est.top_k
+
+
+def _shared_bottom_kwargs(est):
+    sizes = _layers(est, "bottom_hidden_sizes", "tower_hidden_sizes")
+    if not sizes["bottom_hidden_sizes"]:
+        raise ValueError("bottom_hidden_sizes must be a non-empty sequence of positive ints.")
+    return dict(**sizes, activation=est.activation, dropout=est.dropout)
+
+
+def _moe_kwargs(est):
+    return dict(
+        n_experts=est.n_experts,
+        **_layers(est, "expert_hidden_sizes", "gate_hidden_sizes", "tower_hidden_sizes"),
+        activation=est.activation,
+        dropout=est.dropout,
+        top_k=_check_top_k(est, est.n_experts),
+    )
+
+
+def _ple_kwargs(est, n_levels):
+    n_gate_experts = est.n_shared_experts + est.n_task_experts
+    if n_gate_experts < 1:
+        raise ValueError(
+            "n_shared_experts + n_task_experts must be at least 1: each task's gate "
+            "needs an expert."
+        )
+    return dict(
+        n_levels=n_levels,
+        n_shared_experts=est.n_shared_experts,
+        n_task_experts=est.n_task_experts,
+        **_layers(est, "expert_hidden_sizes", "gate_hidden_sizes", "tower_hidden_sizes"),
+        activation=est.activation,
+        dropout=est.dropout,
+        top_k=_check_top_k(est, n_gate_experts),
+    )
+
+
+#: architecture name -> (module class, estimator -> module keyword arguments)
+ARCHITECTURES = {
+    "shared_bottom": (SharedBottom, _shared_bottom_kwargs),
+    "omoe": (OMoE, _moe_kwargs),
+    "mmoe": (MMoE, _moe_kwargs),
+    "cgc": (PLE, lambda est: _ple_kwargs(est, n_levels=1)),
+    "ple": (PLE, lambda est: _ple_kwargs(est, n_levels=est.n_levels)),
+}
+
+
+class _Architecture(_BaseMultiTask):
+    """The module of an estimator is its architecture's, from ARCHITECTURES."""
+
+    _architecture = None  # set by each architecture's base class
+
+    def _architecture_name(self):
+        return self._architecture
+
+    @property
+    def _module_class(self):
+        return ARCHITECTURES[self._architecture_name()][0]
+
+    def _module_kwargs(self):
+        return ARCHITECTURES[self._architecture_name()][1](self)
+
+
+# Each architecture's parameters, in its __init__ signature and in its docs.
+_SB_PARAMS = ["bottom_hidden_sizes", "tower_hidden_sizes"]
+_MOE_PARAMS = ["n_experts", "expert_hidden_sizes", "gate_hidden_sizes", "tower_hidden_sizes", "top_k"]
+_CGC_PARAMS = [
+    "n_shared_experts", "n_task_experts", "expert_hidden_sizes", "gate_hidden_sizes",
+    "tower_hidden_sizes", "top_k",
+]
+_PLE_PARAMS = ["n_levels", *_CGC_PARAMS]
+
+_ARCH_CONSTRAINTS = {
+    "bottom_hidden_sizes": _SIZES,
+    "tower_hidden_sizes": _SIZES,
+    "expert_hidden_sizes": _SIZES,
+    "gate_hidden_sizes": _SIZES,
+    "n_experts": _POSITIVE,
+    "n_shared_experts": _COUNT,
+    "n_task_experts": _COUNT,
+    "n_levels": _POSITIVE,
+    "top_k": [Interval(Integral, 1, None, closed="left"), None],
+}
+
+
+def _constraints(names):
+    return {**_BaseMultiTask._parameter_constraints, **{n: _ARCH_CONSTRAINTS[n] for n in names}}
+
+
+class _SharedBottomBase(_Architecture):
+    _architecture = "shared_bottom"
+    _parameter_constraints = _constraints(_SB_PARAMS)
 
     def __init__(
         self,
@@ -55,6 +164,7 @@ class _SharedBottomBase(_BaseMultiTask):
         early_stopping=False,
         validation_fraction=0.1,
         task_weights=None,
+        loss_weighting=None,
         callbacks=None,
         device="cpu",
         random_state=None,
@@ -75,32 +185,15 @@ class _SharedBottomBase(_BaseMultiTask):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.task_weights = task_weights
+        self.loss_weighting = loss_weighting
         self.callbacks = callbacks
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
-    def _module_kwargs(self):
-        return dict(
-            bottom_hidden_sizes=_check_sizes(
-                self.bottom_hidden_sizes, "bottom_hidden_sizes", allow_empty=False
-            ),
-            tower_hidden_sizes=_check_sizes(
-                self.tower_hidden_sizes, "tower_hidden_sizes", allow_empty=True
-            ),
-            activation=self.activation,
-            dropout=self.dropout,
-        )
 
-
-class _MixtureOfExpertsBase(_BaseMultiTask):
-    _parameter_constraints = {
-        **_BaseMultiTask._parameter_constraints,
-        "n_experts": [Interval(Integral, 1, None, closed="left")],
-        "expert_hidden_sizes": _SIZES,
-        "gate_hidden_sizes": _SIZES,
-        "tower_hidden_sizes": _SIZES,
-    }
+class _MixtureOfExpertsBase(_Architecture):
+    _parameter_constraints = _constraints(_MOE_PARAMS)
 
     def __init__(
         self,
@@ -109,6 +202,7 @@ class _MixtureOfExpertsBase(_BaseMultiTask):
         expert_hidden_sizes=(64,),
         gate_hidden_sizes=(),
         tower_hidden_sizes=(16,),
+        top_k=None,
         activation="relu",
         dropout=0.0,
         optimizer="adam",
@@ -122,6 +216,7 @@ class _MixtureOfExpertsBase(_BaseMultiTask):
         early_stopping=False,
         validation_fraction=0.1,
         task_weights=None,
+        loss_weighting=None,
         callbacks=None,
         device="cpu",
         random_state=None,
@@ -131,6 +226,7 @@ class _MixtureOfExpertsBase(_BaseMultiTask):
         self.expert_hidden_sizes = expert_hidden_sizes
         self.gate_hidden_sizes = gate_hidden_sizes
         self.tower_hidden_sizes = tower_hidden_sizes
+        self.top_k = top_k
         self.activation = activation
         self.dropout = dropout
         self.optimizer = optimizer
@@ -144,43 +240,190 @@ class _MixtureOfExpertsBase(_BaseMultiTask):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.task_weights = task_weights
+        self.loss_weighting = loss_weighting
         self.callbacks = callbacks
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
-    def _module_kwargs(self):
-        return dict(
-            n_experts=self.n_experts,
-            expert_hidden_sizes=_check_sizes(
-                self.expert_hidden_sizes, "expert_hidden_sizes", allow_empty=False
-            ),
-            gate_hidden_sizes=_check_sizes(
-                self.gate_hidden_sizes, "gate_hidden_sizes", allow_empty=True
-            ),
-            tower_hidden_sizes=_check_sizes(
-                self.tower_hidden_sizes, "tower_hidden_sizes", allow_empty=True
-            ),
-            activation=self.activation,
-            dropout=self.dropout,
-        )
+
+class _CGCBase(_Architecture):
+    _architecture = "cgc"
+    _parameter_constraints = _constraints(_CGC_PARAMS)
+
+    def __init__(
+        self,
+        *,
+        n_shared_experts=1,
+        n_task_experts=1,
+        expert_hidden_sizes=(64,),
+        gate_hidden_sizes=(),
+        tower_hidden_sizes=(16,),
+        top_k=None,
+        activation="relu",
+        dropout=0.0,
+        optimizer="adam",
+        optimizer_kwargs=None,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        batch_size=256,
+        max_epochs=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        task_weights=None,
+        loss_weighting=None,
+        callbacks=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_shared_experts = n_shared_experts
+        self.n_task_experts = n_task_experts
+        self.expert_hidden_sizes = expert_hidden_sizes
+        self.gate_hidden_sizes = gate_hidden_sizes
+        self.tower_hidden_sizes = tower_hidden_sizes
+        self.top_k = top_k
+        self.activation = activation
+        self.dropout = dropout
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.task_weights = task_weights
+        self.loss_weighting = loss_weighting
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
 
 
-_SHARED_BOTTOM = """Shared-Bottom network (Caruana, 1997): one MLP shared by all tasks feeds
-one tower per task. The baseline of the MMoE paper (Ma et al., KDD 2018)."""
+class _PLEBase(_Architecture):
+    _architecture = "ple"
+    _parameter_constraints = _constraints(_PLE_PARAMS)
 
-_OMOE = """One-gate Mixture-of-Experts (OMoE, the MMoE paper's ablation): ``n_experts``
+    def __init__(
+        self,
+        *,
+        n_levels=2,
+        n_shared_experts=1,
+        n_task_experts=1,
+        expert_hidden_sizes=(64,),
+        gate_hidden_sizes=(),
+        tower_hidden_sizes=(16,),
+        top_k=None,
+        activation="relu",
+        dropout=0.0,
+        optimizer="adam",
+        optimizer_kwargs=None,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        batch_size=256,
+        max_epochs=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        task_weights=None,
+        loss_weighting=None,
+        callbacks=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_levels = n_levels
+        self.n_shared_experts = n_shared_experts
+        self.n_task_experts = n_task_experts
+        self.expert_hidden_sizes = expert_hidden_sizes
+        self.gate_hidden_sizes = gate_hidden_sizes
+        self.tower_hidden_sizes = tower_hidden_sizes
+        self.top_k = top_k
+        self.activation = activation
+        self.dropout = dropout
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.task_weights = task_weights
+        self.loss_weighting = loss_weighting
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+
+# ----------------------------------------------------------------- docs
+_DESCRIPTIONS = {
+    "shared_bottom": (
+        "Shared-Bottom",
+        """Shared-Bottom network (Caruana, 1997): one MLP shared by all tasks feeds
+one tower per task. The baseline of the MMoE paper (Ma et al., KDD 2018).""",
+    ),
+    "omoe": (
+        "One-gate Mixture-of-Experts",
+        """One-gate Mixture-of-Experts (OMoE, the MMoE paper's ablation): ``n_experts``
 expert MLPs read the input and a single softmax gate ``softmax(W x)`` mixes
-their outputs into one representation shared by every task's tower."""
-
-_MMOE = """Multi-gate Mixture-of-Experts (MMoE, Ma et al., KDD 2018): ``n_experts``
+their outputs into one representation shared by every task's tower.""",
+    ),
+    "mmoe": (
+        "Multi-gate Mixture-of-Experts",
+        """Multi-gate Mixture-of-Experts (MMoE, Ma et al., KDD 2018): ``n_experts``
 expert MLPs read the input and every task has its own softmax gate
 ``softmax(W_k x)`` that mixes the experts' outputs for that task's tower, so
 tasks can share experts to the degree they are related. The experts run as
-one batched matrix product."""
-
-_MOE_PARAMS = ["n_experts", "expert_hidden_sizes", "gate_hidden_sizes", "tower_hidden_sizes"]
-_SB_PARAMS = ["bottom_hidden_sizes", "tower_hidden_sizes"]
+one batched matrix product.""",
+    ),
+    "cgc": (
+        "Customized Gate Control",
+        """Customized Gate Control (CGC, Tang et al., RecSys 2020): shared experts
+and task-specific experts; each task's gate mixes its own experts and the
+shared ones. One level of :class:`PLEClassifier` (same implementation).""",
+    ),
+    "ple": (
+        "Progressive Layered Extraction",
+        """Progressive Layered Extraction (PLE, Tang et al., RecSys 2020): ``n_levels``
+levels of shared and task-specific experts. At each level, task ``k``'s gate
+mixes task ``k``'s experts and the shared ones; at every level but the last
+a shared gate mixes all experts into the input of the next level's shared
+experts (progressive separation routing). Each task's tower reads its last
+level's representation.""",
+    ),
+}
+_PARAMS = {
+    "shared_bottom": _SB_PARAMS,
+    "omoe": _MOE_PARAMS,
+    "mmoe": _MOE_PARAMS,
+    "cgc": _CGC_PARAMS,
+    "ple": _PLE_PARAMS,
+}
+_EXAMPLE_ARGS = {
+    "shared_bottom": "",
+    "omoe": "n_experts=4, ",
+    "mmoe": "n_experts=4, ",
+    "cgc": "n_shared_experts=2, ",
+    "ple": "n_levels=2, ",
+}
+_SEE_ALSO = {
+    "shared_bottom": "MMoE{kind} : One gate per task over shared experts.",
+    "omoe": "MMoE{kind} : One gate per task instead of one shared gate.",
+    "mmoe": "OMoE{kind} : A single gate shared by all tasks.\n"
+    "SharedBottom{kind} : One shared MLP, no experts.",
+    "cgc": "PLE{kind} : Several levels with progressive separation routing.",
+    "ple": "CGC{kind} : One level (n_levels=1).\nMMoE{kind} : Shared experts only.",
+}
 
 _CLASSIFIER_EXAMPLE = """>>> import numpy as np
 >>> from sklearn_mmoe import {name}
@@ -209,91 +452,64 @@ _REGRESSOR_EXAMPLE = """>>> import numpy as np
 True"""
 
 
-def _doc(name, title, architecture, kind, params, args, see_also):
-    example = _CLASSIFIER_EXAMPLE if kind == "classifier" else _REGRESSOR_EXAMPLE
+def _doc(architecture, kind):
+    title, description = _DESCRIPTIONS[architecture]
+    name = type_name(architecture, kind)
+    example = _CLASSIFIER_EXAMPLE if kind == "Classifier" else _REGRESSOR_EXAMPLE
     return build_docstring(
-        f"{title} multi-task {kind}.",
-        architecture,
-        kind,
-        params,
-        example.format(name=name, args=args),
-        see_also,
+        f"{title} multi-task {kind.lower()}.",
+        description,
+        kind.lower(),
+        _PARAMS[architecture],
+        example.format(name=name, args=_EXAMPLE_ARGS[architecture]),
+        _SEE_ALSO[architecture].format(kind=kind),
     )
+
+
+def type_name(architecture, kind):
+    prefix = {"shared_bottom": "SharedBottom", "omoe": "OMoE", "mmoe": "MMoE", "cgc": "CGC", "ple": "PLE"}
+    return prefix[architecture] + kind
 
 
 class SharedBottomClassifier(_MultiTaskClassifierMixin, _SharedBottomBase):
-    __doc__ = _doc(
-        "SharedBottomClassifier",
-        "Shared-Bottom",
-        _SHARED_BOTTOM,
-        "classifier",
-        _SB_PARAMS,
-        "",
-        "MMoEClassifier : One gate per task over shared experts.",
-    )
+    __doc__ = _doc("shared_bottom", "Classifier")
 
 
 class SharedBottomRegressor(_MultiTaskRegressorMixin, _SharedBottomBase):
-    __doc__ = _doc(
-        "SharedBottomRegressor",
-        "Shared-Bottom",
-        _SHARED_BOTTOM,
-        "regressor",
-        _SB_PARAMS,
-        "",
-        "MMoERegressor : One gate per task over shared experts.",
-    )
+    __doc__ = _doc("shared_bottom", "Regressor")
 
 
 class OMoEClassifier(_MultiTaskClassifierMixin, _MixtureOfExpertsBase):
-    _module_class = OMoE
-    __doc__ = _doc(
-        "OMoEClassifier",
-        "One-gate Mixture-of-Experts",
-        _OMOE,
-        "classifier",
-        _MOE_PARAMS,
-        "n_experts=4, ",
-        "MMoEClassifier : One gate per task instead of one shared gate.",
-    )
+    _architecture = "omoe"
+    __doc__ = _doc("omoe", "Classifier")
 
 
 class OMoERegressor(_MultiTaskRegressorMixin, _MixtureOfExpertsBase):
-    _module_class = OMoE
-    __doc__ = _doc(
-        "OMoERegressor",
-        "One-gate Mixture-of-Experts",
-        _OMOE,
-        "regressor",
-        _MOE_PARAMS,
-        "n_experts=4, ",
-        "MMoERegressor : One gate per task instead of one shared gate.",
-    )
+    _architecture = "omoe"
+    __doc__ = _doc("omoe", "Regressor")
 
 
 class MMoEClassifier(_MultiTaskClassifierMixin, _MixtureOfExpertsBase):
-    _module_class = MMoE
-    __doc__ = _doc(
-        "MMoEClassifier",
-        "Multi-gate Mixture-of-Experts",
-        _MMOE,
-        "classifier",
-        _MOE_PARAMS,
-        "n_experts=4, ",
-        "OMoEClassifier : A single gate shared by all tasks.\n"
-        "SharedBottomClassifier : One shared MLP, no experts.",
-    )
+    _architecture = "mmoe"
+    __doc__ = _doc("mmoe", "Classifier")
 
 
 class MMoERegressor(_MultiTaskRegressorMixin, _MixtureOfExpertsBase):
-    _module_class = MMoE
-    __doc__ = _doc(
-        "MMoERegressor",
-        "Multi-gate Mixture-of-Experts",
-        _MMOE,
-        "regressor",
-        _MOE_PARAMS,
-        "n_experts=4, ",
-        "OMoERegressor : A single gate shared by all tasks.\n"
-        "SharedBottomRegressor : One shared MLP, no experts.",
-    )
+    _architecture = "mmoe"
+    __doc__ = _doc("mmoe", "Regressor")
+
+
+class CGCClassifier(_MultiTaskClassifierMixin, _CGCBase):
+    __doc__ = _doc("cgc", "Classifier")
+
+
+class CGCRegressor(_MultiTaskRegressorMixin, _CGCBase):
+    __doc__ = _doc("cgc", "Regressor")
+
+
+class PLEClassifier(_MultiTaskClassifierMixin, _PLEBase):
+    __doc__ = _doc("ple", "Classifier")
+
+
+class PLERegressor(_MultiTaskRegressorMixin, _PLEBase):
+    __doc__ = _doc("ple", "Regressor")

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .weighting import make_weighting
+
 __all__ = [
     "ACTIVATIONS",
     "ParallelLinear",
@@ -32,6 +34,7 @@ __all__ = [
     "MixtureOfExperts",
     "OMoE",
     "MMoE",
+    "PLE",
     "MaskedMultiTaskLoss",
 ]
 
@@ -127,6 +130,18 @@ def _hidden_stack(n_parallel, in_features, sizes, activation, dropout, shared_in
     return layers, in_features
 
 
+def _output_stack(n_parallel, in_features, hidden_sizes, out_features, activation, dropout,
+                  shared_input):
+    """Hidden layers (activation, dropout) followed by a linear output layer."""
+    layers, width = _hidden_stack(
+        n_parallel, in_features, hidden_sizes, activation, dropout, shared_input
+    )
+    layers.append(
+        ParallelLinear(n_parallel, width, out_features, shared_input and not hidden_sizes)
+    )
+    return nn.Sequential(*layers)
+
+
 class ParallelMLP(nn.Module):
     """``n_parallel`` MLPs of identical shape, evaluated together.
 
@@ -183,7 +198,7 @@ class Gates(nn.Module):
     """Softmax gates over experts: ``g_k(x) = softmax(W_k x)``.
 
     With ``hidden_sizes`` non-empty each gate is ``softmax(W_k MLP_k(x))``.
-    All gates read the same input and are computed together.
+    All gates are computed together.
 
     Parameters
     ----------
@@ -199,6 +214,14 @@ class Gates(nn.Module):
         Activation of the hidden layers.
     dropout : float, default=0.0
         Dropout after each hidden activation.
+    shared_input : bool, default=True
+        Whether every gate reads the same ``(batch, in)`` input, or gate ``k``
+        reads ``x[k]`` of a ``(n_gates, batch, in)`` input (PLE's upper
+        levels, where each task's gate reads that task's representation).
+    top_k : int, default=None
+        Sparse gating: keep the ``top_k`` largest logits of each row and set
+        the other experts' weights to exactly zero (softmax over the kept
+        logits). Gradients flow through the selected experts. None keeps all.
 
     Returns
     -------
@@ -213,16 +236,21 @@ class Gates(nn.Module):
         hidden_sizes=(),
         activation="relu",
         dropout=0.0,
+        shared_input=True,
+        top_k=None,
     ):
         super().__init__()
-        layers, width = _hidden_stack(
-            n_gates, in_features, hidden_sizes, activation, dropout, True
+        self.layers = _output_stack(
+            n_gates, in_features, hidden_sizes, n_experts, activation, dropout, shared_input
         )
-        layers.append(ParallelLinear(n_gates, width, n_experts, not hidden_sizes))
-        self.layers = nn.Sequential(*layers)
+        self.top_k = top_k if top_k is not None and top_k < n_experts else None
 
     def forward(self, x):
-        return torch.softmax(self.layers(x), dim=-1)
+        logits = self.layers(x)
+        if self.top_k is not None:
+            kept, index = logits.topk(self.top_k, dim=-1)
+            logits = torch.full_like(logits, float("-inf")).scatter(-1, index, kept)
+        return torch.softmax(logits, dim=-1)
 
 
 class Towers(nn.Module):
@@ -263,19 +291,33 @@ class Towers(nn.Module):
         shared_input=False,
     ):
         super().__init__()
-        layers, width = _hidden_stack(
-            n_tasks, in_features, hidden_sizes, activation, dropout, shared_input
+        self.layers = _output_stack(
+            n_tasks, in_features, hidden_sizes, n_outputs, activation, dropout, shared_input
         )
-        layers.append(
-            ParallelLinear(n_tasks, width, n_outputs, shared_input and not hidden_sizes)
-        )
-        self.layers = nn.Sequential(*layers)
 
     def forward(self, x):
         return self.layers(x)
 
 
-class SharedBottom(nn.Module):
+class _MultiTaskNetwork(nn.Module):
+    """Common interface of the architectures (used by loss-weighting strategies)."""
+
+    def shared_parameters(self):
+        """Parameters shared between tasks: all but the towers'."""
+        towers = {id(p) for p in self.towers.parameters()}
+        return [p for p in self.parameters() if id(p) not in towers]
+
+    def last_shared_layer(self):
+        """Weight of the last layer before the towers (GradNorm's ``W``)."""
+        return self._last_shared_stack().layers[-1 - self._trailing_modules()].weight
+
+    def _trailing_modules(self):
+        # activation (and dropout) follow the last ParallelLinear of a stack
+        stack = self._last_shared_stack().layers
+        return next(i for i, m in enumerate(reversed(stack)) if isinstance(m, ParallelLinear))
+
+
+class SharedBottom(_MultiTaskNetwork):
     """Shared-Bottom multi-task network (Caruana, 1997).
 
     One MLP shared by all tasks feeds one tower per task.
@@ -328,11 +370,14 @@ class SharedBottom(nn.Module):
             shared_input=True,
         )
 
+    def _last_shared_stack(self):
+        return self.bottom
+
     def forward(self, x):
         return self.towers(self.bottom(x)[0]).transpose(0, 1)
 
 
-class MixtureOfExperts(nn.Module):
+class MixtureOfExperts(_MultiTaskNetwork):
     """Mixture-of-experts multi-task network (MMoE or OMoE).
 
     ``n_experts`` expert MLPs read the input; a softmax gate mixes their
@@ -360,6 +405,9 @@ class MixtureOfExperts(nn.Module):
         Dropout after every hidden activation.
     multi_gate : bool, default=True
         One gate per task (MMoE) or a single shared gate (OMoE).
+    top_k : int, default=None
+        Sparse gating: each gate keeps its ``top_k`` largest experts per row
+        (see :class:`Gates`).
 
     Examples
     --------
@@ -382,6 +430,7 @@ class MixtureOfExperts(nn.Module):
         activation="relu",
         dropout=0.0,
         multi_gate=True,
+        top_k=None,
     ):
         super().__init__()
         self.n_outputs = tuple(int(k) for k in n_outputs)
@@ -397,6 +446,7 @@ class MixtureOfExperts(nn.Module):
             gate_hidden_sizes,
             activation,
             dropout,
+            top_k=top_k,
         )
         self.towers = Towers(
             n_tasks,
@@ -411,6 +461,9 @@ class MixtureOfExperts(nn.Module):
     def gate_weights(self, x):
         """Gate weights of shape ``(n_gates, batch, n_experts)``."""
         return self.gates(x)
+
+    def _last_shared_stack(self):
+        return self.experts
 
     def forward(self, x):
         mixed = torch.einsum("gbe,ebd->gbd", self.gates(x), self.experts(x))
@@ -441,11 +494,156 @@ class OMoE(MixtureOfExperts):
         super().__init__(n_features, n_outputs, multi_gate=False, **kwargs)
 
 
+class PLE(_MultiTaskNetwork):
+    """Progressive Layered Extraction (Tang et al., RecSys 2020).
+
+    Every level has ``n_shared_experts`` shared experts and, for every task,
+    ``n_task_experts`` task-specific experts. Task ``k``'s gate mixes its own
+    experts and the shared ones into task ``k``'s representation; at every
+    level but the last, a shared gate mixes all experts into the shared
+    representation that the next level's shared experts read (progressive
+    separation routing). At the first level every expert and gate reads the
+    input; above it, task ``k``'s experts and gate read task ``k``'s
+    representation and the shared ones read the shared representation. Each
+    task's tower reads its representation from the last level. With
+    ``n_levels=1`` this is CGC (Customized Gate Control).
+
+    The experts of a level (task-specific and shared) run as one batched
+    matrix product.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width.
+    n_outputs : sequence of int
+        Logits needed by each task.
+    n_levels : int, default=2
+        Number of extraction levels (1: CGC).
+    n_shared_experts : int, default=1
+        Shared experts per level.
+    n_task_experts : int, default=1
+        Experts per task per level.
+    expert_hidden_sizes : sequence of int, default=(64,)
+        Layers of each expert MLP (every level).
+    gate_hidden_sizes : sequence of int, default=()
+        Optional hidden layers of each gate.
+    tower_hidden_sizes : sequence of int, default=(16,)
+        Hidden layers of each task tower.
+    activation : str, default="relu"
+        Activation of every hidden layer.
+    dropout : float, default=0.0
+        Dropout after every hidden activation.
+    top_k : int, default=None
+        Sparse gating (see :class:`Gates`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = PLE(n_features=5, n_outputs=[1, 1, 1], n_levels=2, n_shared_experts=2)
+    >>> net(torch.zeros(4, 5)).shape
+    torch.Size([4, 3, 1])
+    >>> [tuple(g.shape) for g in net.gate_weights(torch.zeros(4, 5))[0]]  # level 0
+    [(3, 4, 3), (1, 4, 5)]
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_outputs,
+        n_levels=2,
+        n_shared_experts=1,
+        n_task_experts=1,
+        expert_hidden_sizes=(64,),
+        gate_hidden_sizes=(),
+        tower_hidden_sizes=(16,),
+        activation="relu",
+        dropout=0.0,
+        top_k=None,
+    ):
+        super().__init__()
+        self.n_outputs = tuple(int(k) for k in n_outputs)
+        n_tasks = len(self.n_outputs)
+        if n_levels < 1 or n_shared_experts < 0 or n_task_experts < 0:
+            raise ValueError("n_levels must be >= 1 and expert counts >= 0.")
+        if n_shared_experts + n_task_experts < 1:
+            raise ValueError("Each task's gate needs at least one expert.")
+        n_experts = n_tasks * n_task_experts + n_shared_experts
+        # Experts are numbered task 0's, task 1's, ..., then the shared ones.
+        shared = list(range(n_tasks * n_task_experts, n_experts))
+        task_experts = [
+            list(range(t * n_task_experts, (t + 1) * n_task_experts)) + shared
+            for t in range(n_tasks)
+        ]
+        self.register_buffer("_task_experts", torch.tensor(task_experts), persistent=False)
+        # Above the first level, expert e reads representation _expert_input[e]
+        # of the stacked (task 0, ..., task T-1, shared) representations.
+        groups = [t for t in range(n_tasks) for _ in range(n_task_experts)]
+        groups += [n_tasks] * n_shared_experts
+        self.register_buffer("_expert_input", torch.tensor(groups), persistent=False)
+        self.n_shared_experts = n_shared_experts
+
+        self.experts, self.task_gates, self.shared_gates = (
+            nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        )
+        width = n_features
+        for level in range(n_levels):
+            first = level == 0
+            self.experts.append(
+                ParallelMLP(n_experts, width, expert_hidden_sizes, activation, dropout, first)
+            )
+            gate_args = (gate_hidden_sizes, activation, dropout)
+            self.task_gates.append(
+                Gates(n_tasks, width, len(task_experts[0]), *gate_args, first, top_k)
+            )
+            if level < n_levels - 1 and n_shared_experts:
+                self.shared_gates.append(Gates(1, width, n_experts, *gate_args, True, top_k))
+            width = self.experts[-1].out_features
+        self.towers = Towers(
+            n_tasks, width, max(self.n_outputs), tower_hidden_sizes, activation, dropout
+        )
+
+    def _levels(self, x):
+        """Yield each level's (task gates, shared gate or None, task reps)."""
+        task_rep = shared_rep = x
+        for level, (experts, task_gates) in enumerate(zip(self.experts, self.task_gates)):
+            if level == 0:
+                out = experts(x)
+            else:
+                reps = task_rep
+                if self.n_shared_experts:
+                    reps = torch.cat([task_rep, shared_rep.unsqueeze(0)])
+                out = experts(reps[self._expert_input])
+            gates = task_gates(task_rep)
+            task_rep = torch.einsum("tbk,tkbh->tbh", gates, out[self._task_experts])
+            shared_gate = None
+            if level < len(self.shared_gates):
+                shared_gate = self.shared_gates[level](shared_rep)
+                shared_rep = torch.einsum("be,ebh->bh", shared_gate[0], out)
+            yield gates, shared_gate, task_rep
+
+    def _last_shared_stack(self):
+        return self.experts[-1]
+
+    def gate_weights(self, x):
+        """Per level: ``(task gates (T, batch, k), shared gate (1, batch, E) or None)``."""
+        return [(gates, shared) for gates, shared, _ in self._levels(x)]
+
+    def forward(self, x):
+        *_, (_, _, task_rep) = self._levels(x)
+        return self.towers(task_rep).transpose(0, 1)
+
+
 def _index(tasks, n_tasks):
     """A slice when ``tasks`` is every task in order, else a LongTensor."""
     if list(tasks) == list(range(n_tasks)):
         return slice(None)
     return torch.as_tensor(tasks, dtype=torch.long)
+
+
+def _log1mexp(a):
+    """``log(1 - exp(a))`` for ``a <= 0``, accurate over the whole range."""
+    a = a.clamp(max=-torch.finfo(a.dtype).tiny)
+    return torch.where(a > -0.6931, torch.log(-torch.expm1(a)), torch.log1p(-torch.exp(a)))
 
 
 class MaskedMultiTaskLoss(nn.Module):
@@ -460,6 +658,13 @@ class MaskedMultiTaskLoss(nn.Module):
     with no observed row in a batch contributes zero. ``w`` combines the mask
     and the sample weights.
 
+    A binary task ``j`` with ``parents[j] = i`` is *conditional* on the binary
+    task ``i`` (ESMM, Ma et al., SIGIR 2018): its logit models
+    ``p(j | i, x)``, and its loss is the binary cross-entropy of the joint
+    probability ``p(i | x) * p(j | i, x)`` against the joint label "i and j",
+    computed over every row where task ``i`` is observed (the entire space),
+    so ``p(j | i, x)`` is learned without training on the selected rows only.
+
     Parameters
     ----------
     task_types : sequence of {"binary", "multiclass", "regression"}
@@ -468,6 +673,17 @@ class MaskedMultiTaskLoss(nn.Module):
         Logits used by each task (1 for binary and regression tasks).
     task_weights : sequence of float, default=None
         Weight of each task's loss in the sum (default: all 1).
+    parents : sequence of int or None, default=None
+        ``parents[j]`` is the task that task ``j`` is conditional on, or None.
+        Conditional tasks and their parents must be binary; the targets of a
+        conditional task are the joint labels.
+    weighting : str or LossWeighting, default=None
+        Strategy of :mod:`sklearn_mmoe.weighting` (a name or an instance,
+        which is copied) that turns the per-task losses into the training
+        objective; built as the submodule ``weighting``. Default: the fixed
+        ``task_weights``. :meth:`forward` always uses ``task_weights``, so
+        losses stay comparable across epochs (for validation and early
+        stopping) whatever the strategy does.
 
     Examples
     --------
@@ -480,30 +696,46 @@ class MaskedMultiTaskLoss(nn.Module):
     tensor([0.6931, 0.2500])
     """
 
-    def __init__(self, task_types, n_outputs, task_weights=None):
+    def __init__(self, task_types, n_outputs, task_weights=None, parents=None, weighting=None):
         super().__init__()
         task_types = list(task_types)
         n_outputs = [int(k) for k in n_outputs]
-        if len(task_types) != len(n_outputs):
+        n_tasks = len(task_types)
+        if len(n_outputs) != n_tasks:
             raise ValueError("task_types and n_outputs must have the same length.")
         unknown = set(task_types) - set(TASK_TYPES)
         if unknown:
             raise ValueError(f"Unknown task types {sorted(unknown)}; use {TASK_TYPES}.")
-        n_tasks = len(task_types)
+        parents = [None] * n_tasks if parents is None else list(parents)
+        for child, parent in enumerate(parents):
+            if parent is not None and (
+                parent == child
+                or parents[parent] is not None
+                or task_types[child] != "binary"
+                or task_types[parent] != "binary"
+            ):
+                raise ValueError(
+                    f"Task {child} cannot be conditional on task {parent}: both must be "
+                    "binary, distinct, and the parent must not be conditional itself."
+                )
         if task_weights is None:
             task_weights = [1.0] * n_tasks
-        self.register_buffer(
-            "task_weights", torch.as_tensor(task_weights, dtype=torch.float32)
-        )
+        self.register_buffer("task_weights", torch.as_tensor(task_weights, dtype=torch.float32))
         self.n_outputs = n_outputs
-        groups = {t: [i for i, k in enumerate(task_types) if k == t] for t in TASK_TYPES}
-        self._groups = {t: tasks for t, tasks in groups.items() if tasks}
+        kinds = [
+            "conditional" if parents[t] is not None else task_types[t] for t in range(n_tasks)
+        ]
+        groups = {k: [t for t in range(n_tasks) if kinds[t] == k] for k in (*TASK_TYPES, "conditional")}
+        self._groups = {k: tasks for k, tasks in groups.items() if tasks}
         for name, tasks in self._groups.items():
             index = _index(tasks, n_tasks)
             if isinstance(index, slice):
                 setattr(self, f"_{name}_index", index)
             else:
                 self.register_buffer(f"_{name}_index", index, persistent=False)
+        if "conditional" in self._groups:
+            parent_index = [parents[t] for t in self._groups["conditional"]]
+            self.register_buffer("_parent_index", torch.tensor(parent_index), persistent=False)
         if "multiclass" in self._groups:
             unused = torch.arange(max(n_outputs))[None, :] >= torch.tensor(
                 [n_outputs[t] for t in self._groups["multiclass"]]
@@ -516,6 +748,7 @@ class MaskedMultiTaskLoss(nn.Module):
             torch.argsort(torch.as_tensor(order, dtype=torch.long)),
             persistent=False,
         )
+        self.weighting = make_weighting(weighting).setup(task_weights, task_types)
 
     def elementwise(self, logits, target):
         """Unreduced loss of shape ``(batch, n_tasks)``, in task order."""
@@ -530,13 +763,19 @@ class MaskedMultiTaskLoss(nn.Module):
                 )
             elif name == "regression":
                 parts.append(torch.square(logits[:, index, 0] - target[:, index]))
-            else:
+            elif name == "multiclass":
                 z = logits[:, index, :].masked_fill(self._unused_classes, float("-inf"))
                 parts.append(
                     F.cross_entropy(
                         z.transpose(1, 2), target[:, index].long(), reduction="none"
                     )
                 )
+            else:  # conditional: joint probability p(parent) * p(child | parent)
+                log_p = F.logsigmoid(logits[:, index, 0]) + F.logsigmoid(
+                    logits[:, self._parent_index, 0]
+                )
+                y = target[:, index]
+                parts.append(-(y * log_p + (1 - y) * _log1mexp(log_p)))
         loss = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         return loss if self._in_order else loss[:, self._inverse_order]
 

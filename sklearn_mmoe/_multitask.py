@@ -1,0 +1,360 @@
+"""Generic multi-task estimators: any architecture, mixed task kinds, ESMM.
+
+``MultiTaskEstimator`` takes the architecture by name and a kind per task, so
+one model can learn classification and regression tasks together, and a
+binary task can be conditional on another (ESMM). ``ESMMClassifier`` is the
+ESMM paper's click/conversion model with those settings fixed.
+"""
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import ClassifierTags
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.multiclass import type_of_target
+
+from ._base import _MultiTaskClassifierMixin
+from ._docs import PARAMS, build_docstring
+from ._estimators import (
+    _CGC_PARAMS,
+    _MOE_PARAMS,
+    _PLE_PARAMS,
+    _SB_PARAMS,
+    ARCHITECTURES,
+    _Architecture,
+    _constraints,
+    _SharedBottomBase,
+)
+from ._labels import as_labels
+from ._targets import KINDS, joint
+from .metrics import masked_accuracy_score, masked_r2_score
+
+__all__ = ["MultiTaskEstimator", "ESMMClassifier"]
+
+
+class _JointProbaMixin:
+    """``predict_joint_proba``: conditional tasks' joint probabilities."""
+
+    def predict_joint_proba(self, X):
+        """Probabilities with each conditional task's replaced by the joint one.
+
+        For a task ``j`` conditional on task ``i`` (``conditional_tasks={j: i}``,
+        ESMM's conversion given click) ``predict_proba`` gives
+        ``p(j | i, x)`` (pCVR); this gives ``p(i and j | x) = p(i | x) *
+        p(j | i, x)`` (pCTCVR) as ``[1 - p, p]`` columns. Other tasks are as in
+        ``predict_proba``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        proba : ndarray or list
+            Same layout as ``predict_proba``.
+        """
+        return self._unwrap(self._probas(joint(self._outputs(X), self._tasks)))
+
+    def _probas(self, outputs):
+        return outputs
+
+
+_ALL_PARAMS = [
+    "n_experts", "n_shared_experts", "n_task_experts", "n_levels", "bottom_hidden_sizes",
+    "expert_hidden_sizes", "gate_hidden_sizes", "tower_hidden_sizes", "top_k",
+]
+_USED_BY = {
+    p: sorted(a for a, names in [
+        ("shared_bottom", _SB_PARAMS), ("omoe", _MOE_PARAMS), ("mmoe", _MOE_PARAMS),
+        ("cgc", _CGC_PARAMS), ("ple", _PLE_PARAMS),
+    ] if p in names)
+    for p in _ALL_PARAMS
+}
+
+
+_ARCHITECTURE_PARAM = """architecture : {"shared_bottom", "omoe", "mmoe", "cgc", "ple"}, default="mmoe"
+    The network: Shared-Bottom, OMoE, MMoE, CGC or PLE (see the
+    per-architecture estimators). Parameters that the architecture does not
+    use are ignored."""
+
+_TASK_TYPES_PARAM = """task_types : list of {"classification", "regression"}, default=None
+    Kind of each task (column of y). None infers it per column: continuous
+    numbers (non-integer floats) are regression, anything else (integers,
+    strings, booleans) classification; give it explicitly for integer-valued
+    regression targets such as counts."""
+
+_CONDITIONAL_PARAM = """conditional_tasks : dict {int: int}, default=None
+    ``{j: i}`` declares binary task ``j`` conditional on binary task ``i``
+    (ESMM, Ma et al., SIGIR 2018): task ``j``'s label only exists where task
+    ``i`` is positive (elsewhere give 0 or a missing value). Its output
+    ``p(j | i, x)`` is trained through the joint ``p(i | x) p(j | i, x)``
+    against "i and j" on every row where task ``i`` is observed.
+    ``predict_proba`` gives the conditional probability,
+    ``predict_joint_proba`` the joint one."""
+
+
+class MultiTaskEstimator(_JointProbaMixin, _Architecture):
+    _parameter_constraints = {
+        **_constraints(_ALL_PARAMS),
+        "architecture": [StrOptions(set(ARCHITECTURES))],
+        "task_types": ["array-like", None],
+        "conditional_tasks": [dict, None],
+    }
+    _y_check_params = dict(dtype=None)
+    __doc__ = build_docstring(
+        "Multi-task estimator for any architecture and any mix of task kinds.",
+        """The generic estimator: the architecture is a parameter, each task (column
+of y) is a classification or a regression task, and binary tasks can be
+conditional on other binary tasks (ESMM). ``predict`` returns labels for
+classification tasks and values for regression tasks (an object array when
+they mix); ``predict_proba`` returns one entry per task, a probability array
+for a classification task and None for a regression task;
+``predict_joint_proba`` is the same with conditional tasks' joint
+probabilities; ``score`` is the mean over tasks of accuracy (classification)
+and R^2 (regression) on observed labels.""",
+        "mixed",
+        [
+            _ARCHITECTURE_PARAM,
+            _TASK_TYPES_PARAM,
+            _CONDITIONAL_PARAM,
+            *(f"{PARAMS[p]}\n    Used by: {', '.join(_USED_BY[p])}." for p in _ALL_PARAMS),
+        ],
+        """>>> import numpy as np
+>>> from sklearn_mmoe import MultiTaskEstimator
+>>> rng = np.random.RandomState(0)
+>>> X = rng.normal(size=(400, 5))
+>>> click = (X[:, 0] + rng.normal(size=400) > 0).astype(float)
+>>> watch_time = np.where(click == 1, 30 + 10 * X[:, 1], np.nan)  # only after a click
+>>> Y = np.column_stack([click, watch_time])
+>>> model = MultiTaskEstimator(architecture="mmoe", n_experts=4,
+...                            task_types=["classification", "regression"],
+...                            early_stopping=True, random_state=0).fit(X, Y)
+>>> model.task_types_
+['binary', 'regression']
+>>> proba = model.predict_proba(X[:3])  # [click probabilities, None]
+>>> proba[0].shape, proba[1] is None
+((3, 2), True)
+>>> model.predict(X[:3]).shape
+(3, 2)""",
+        "MMoEClassifier, PLEClassifier, ... : One architecture, one task kind.\n"
+        "ESMMClassifier : Click and conversion with ESMM's conditional task.",
+    )
+
+    def __init__(
+        self,
+        *,
+        architecture="mmoe",
+        task_types=None,
+        conditional_tasks=None,
+        n_experts=8,
+        n_shared_experts=1,
+        n_task_experts=1,
+        n_levels=2,
+        bottom_hidden_sizes=(128,),
+        expert_hidden_sizes=(64,),
+        gate_hidden_sizes=(),
+        tower_hidden_sizes=(16,),
+        top_k=None,
+        activation="relu",
+        dropout=0.0,
+        optimizer="adam",
+        optimizer_kwargs=None,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        batch_size=256,
+        max_epochs=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        task_weights=None,
+        loss_weighting=None,
+        callbacks=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.architecture = architecture
+        self.task_types = task_types
+        self.conditional_tasks = conditional_tasks
+        self.n_experts = n_experts
+        self.n_shared_experts = n_shared_experts
+        self.n_task_experts = n_task_experts
+        self.n_levels = n_levels
+        self.bottom_hidden_sizes = bottom_hidden_sizes
+        self.expert_hidden_sizes = expert_hidden_sizes
+        self.gate_hidden_sizes = gate_hidden_sizes
+        self.tower_hidden_sizes = tower_hidden_sizes
+        self.top_k = top_k
+        self.activation = activation
+        self.dropout = dropout
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.task_weights = task_weights
+        self.loss_weighting = loss_weighting
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _architecture_name(self):
+        return self.architecture
+
+    def __sklearn_tags__(self):
+        # Not a classifier (tasks may be regressions), but it classifies:
+        # describe that for code that reads classifier tags of anything with
+        # predict_proba.
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags = ClassifierTags()
+        return tags
+
+    def _task_kinds(self, Y):
+        n_tasks = Y.shape[1]
+        if self.task_types is None:
+            return [_infer_kind(Y[:, t]) for t in range(n_tasks)]
+        kinds = list(self.task_types)
+        if len(kinds) != n_tasks or any(k not in KINDS for k in kinds):
+            raise ValueError(
+                f"task_types must list one of {KINDS} per task ({n_tasks} tasks), "
+                f"got {self.task_types!r}."
+            )
+        return kinds
+
+    def _conditional_tasks(self, n_tasks):
+        conditions = dict(self.conditional_tasks or {})
+        for child, parent in conditions.items():
+            valid = all(
+                isinstance(t, (int, np.integer)) and 0 <= t < n_tasks for t in (child, parent)
+            )
+            if not valid or child == parent or parent in conditions:
+                raise ValueError(
+                    "conditional_tasks must map a task index to a different task index "
+                    f"(0..{n_tasks - 1}) that is not conditional itself, got "
+                    f"{self.conditional_tasks!r}."
+                )
+        return conditions
+
+    def _task_attributes(self, tasks):
+        return {
+            "classes_": self._unwrap([t.classes for t in tasks]),
+            "task_types_": [t.type for t in tasks],
+        }
+
+    def _probas(self, outputs):
+        if all(t.kind == "regression" for t in self._tasks):
+            raise ValueError("predict_proba: every task is a regression task.")
+        return [out if t.kind == "classification" else None for t, out in zip(self._tasks, outputs)]
+
+    def predict(self, X):
+        """Labels of classification tasks and values of regression tasks.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_tasks)
+            With y's shape; an object array when the tasks' outputs have
+            different dtypes (e.g. string labels and floats).
+        """
+        return self._as_y_shape(self._labels(self._outputs(X)))
+
+    def predict_proba(self, X):
+        """Class probabilities of the classification tasks.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        proba : ndarray or list
+            For 2-D y, a list with one entry per task: an
+            ``(n_samples, n_classes_t)`` array for a classification task
+            (columns in the order of ``classes_[t]``; for a conditional task
+            the conditional probability) and None for a regression task. For
+            1-D y, that task's array.
+        """
+        return self._unwrap(self._probas(self._outputs(X)))
+
+    def score(self, X, y, sample_weight=None):
+        """Mean over tasks of accuracy (classification) or R^2 (regression).
+
+        Each task is scored on its observed labels; a conditional task on the
+        rows where its parent task is positive.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            True targets; missing labels (NaN, None, pd.NA) are ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+        """
+        Y = np.asarray(self._scoring_view(y), dtype=object).reshape(-1, self.n_tasks_)
+        P = np.asarray(self.predict(X), dtype=object).reshape(-1, self.n_tasks_)
+        scores = [
+            (masked_accuracy_score if task.kind == "classification" else masked_r2_score)(
+                Y[:, t], P[:, t], sample_weight=sample_weight
+            )
+            for t, task in enumerate(self._tasks)
+        ]
+        return float(np.mean(scores))
+
+
+def _infer_kind(column):
+    """Regression for continuous numbers, classification for anything else."""
+    values = as_labels(column[~np.asarray(pd.isna(column), dtype=bool)])
+    if values.size and values.dtype.kind == "f" and type_of_target(values) == "continuous":
+        return "regression"
+    return "classification"
+
+
+class ESMMClassifier(_JointProbaMixin, _MultiTaskClassifierMixin, _SharedBottomBase):
+    __doc__ = build_docstring(
+        "Entire Space Multi-task Model for click and conversion (ESMM).",
+        """ESMM (Ma et al., SIGIR 2018): a click model and a conversion model share
+their bottom layers; the conversion output is the post-click conversion rate
+pCVR, trained through pCTCVR = pCTR * pCVR on every impression. A
+Shared-Bottom network with task 1 conditional on task 0; for ESMM on
+another architecture use ``MultiTaskEstimator(architecture=...,
+conditional_tasks={1: 0})``.""",
+        "esmm",
+        _SB_PARAMS,
+        """>>> import numpy as np
+>>> from sklearn_mmoe import ESMMClassifier
+>>> rng = np.random.RandomState(0)
+>>> X = rng.normal(size=(2000, 5))
+>>> click = rng.uniform(size=2000) < 1 / (1 + np.exp(-X[:, 0]))
+>>> buy = rng.uniform(size=2000) < 1 / (1 + np.exp(-X[:, 1]))
+>>> Y = np.column_stack([click, np.where(click, buy, np.nan)]).astype(float)
+>>> esmm = ESMMClassifier(early_stopping=True, random_state=0).fit(X, Y)
+>>> p_ctr, p_cvr = (p[:, 1] for p in esmm.predict_proba(X[:3]))
+>>> p_ctcvr = esmm.predict_joint_proba(X[:3])[1][:, 1]
+>>> bool(np.allclose(p_ctcvr, p_ctr * p_cvr))
+True""",
+        "MultiTaskEstimator : ESMM's conditional tasks on any architecture.",
+    )
+
+    def _conditional_tasks(self, n_tasks):
+        if n_tasks > 2:
+            raise ValueError(
+                f"ESMMClassifier takes y with two columns (click, conversion); got {n_tasks}."
+            )
+        return {1: 0} if n_tasks == 2 else {}

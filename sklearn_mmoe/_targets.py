@@ -1,0 +1,186 @@
+"""Per-task target encoding and decoding, shared by every estimator.
+
+A fitted estimator keeps one :class:`Task` per column of y. Encoding turns y
+into the float32 training targets, the mask of observed entries and the task
+descriptions; decoding turns the network's logits back into probabilities,
+labels or values on the original scale.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit, softmax
+from sklearn.utils.multiclass import check_classification_targets
+
+from ._labels import as_labels
+
+KINDS = ("classification", "regression")
+
+
+class Task(NamedTuple):
+    """What a fitted estimator knows about one task."""
+
+    kind: str  # "classification" or "regression"
+    classes: np.ndarray = None  # sorted labels (classification)
+    mean: float = 0.0  # target standardisation (regression)
+    scale: float = 1.0
+    parent: int = None  # the task this one is conditional on (ESMM)
+
+    @property
+    def type(self):
+        """The loss type: "binary", "multiclass" or "regression"."""
+        if self.kind == "regression":
+            return "regression"
+        return "binary" if self.classes.size == 2 else "multiclass"
+
+    @property
+    def n_outputs(self):
+        return self.classes.size if self.type == "multiclass" else 1
+
+
+def _observed_labels(column, t):
+    observed = ~np.asarray(pd.isna(column), dtype=bool)
+    if not observed.any():
+        raise ValueError(f"y: task {t} has no observed label; every task needs at least one.")
+    values = as_labels(column[observed])
+    if values.dtype.kind == "f" and np.isinf(values).any():
+        raise ValueError(f"Input y contains infinity (task {t}).")
+    return observed, values
+
+
+def _encode_classification(column, t):
+    observed, labels = _observed_labels(column, t)
+    try:
+        # Hash-based and sorted: codes index the sorted classes. The label
+        # type only depends on the distinct values, so check those rather
+        # than every row.
+        codes, classes = pd.factorize(labels, sort=True)
+        classes = np.asarray(classes, dtype=labels.dtype)
+        check_classification_targets(classes)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"y: task {t}: {exc}") from None
+    if classes.size < 2:
+        raise ValueError(
+            f"y: task {t} has only one class ({classes.tolist()[0]!r}) among its "
+            "observed labels; a classifier needs at least 2 classes per task."
+        )
+    encoded = np.zeros(column.shape[0], dtype=np.float32)
+    encoded[observed] = codes
+    return encoded, observed, Task("classification", classes=classes)
+
+
+def _encode_regression(column, t, sample_weight):
+    observed, values = _observed_labels(column, t)
+    if values.dtype.kind not in "biuf":
+        raise ValueError(
+            f"y: task {t} is a regression task but its targets are not numeric "
+            f"(dtype {values.dtype})."
+        )
+    values = values.astype(np.float64)
+    mean, scale = 0.0, 1.0
+    weights = sample_weight[observed]
+    if weights.sum() > 0:  # else the caller raises: no usable label
+        mean = float(np.average(values, weights=weights))
+        std = float(np.sqrt(np.average((values - mean) ** 2, weights=weights)))
+        scale = std if std > 0 else 1.0
+    encoded = np.zeros(column.shape[0], dtype=np.float32)
+    encoded[observed] = (values - mean) / scale
+    return encoded, observed, Task("regression", mean=mean, scale=scale)
+
+
+def _condition(targets, observed, tasks, child, parent):
+    """Joint labels "parent and child" of a conditional task, over the parent's rows.
+
+    The child's label only means something where the parent is positive; where
+    the parent is negative the joint label is 0 whatever the child says (0 or
+    missing), and a positive child there is an error.
+    """
+    for t in (child, parent):
+        if tasks[t].type != "binary":
+            raise ValueError(
+                f"conditional_tasks: task {child} can only be conditional on task "
+                f"{parent} if both are binary classification tasks (task {t} is "
+                f"{tasks[t].type})."
+            )
+    parent_positive = observed[:, parent] & (targets[:, parent] == 1)
+    parent_negative = observed[:, parent] & (targets[:, parent] == 0)
+    child_positive = observed[:, child] & (targets[:, child] == 1)
+    conflict = np.flatnonzero(parent_negative & child_positive)
+    if conflict.size:
+        raise ValueError(
+            f"y: task {child} is conditional on task {parent}, but row {conflict[0]} "
+            f"(and {conflict.size - 1} more) has a positive label for task {child} "
+            f"where task {parent} is negative."
+        )
+    joint_observed = parent_negative | (parent_positive & observed[:, child])
+    targets[:, child] = (parent_positive & child_positive).astype(np.float32)
+    observed[:, child] = joint_observed
+    tasks[child] = tasks[child]._replace(parent=parent)
+
+
+def encode_targets(Y, kinds, sample_weight, parents=None):
+    """Encode a 2-D target, one column per task.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_tasks)
+        Validated targets; missing labels are NaN, None or pd.NA.
+    kinds : sequence of {"classification", "regression"}
+        Kind of each task.
+    sample_weight : ndarray of shape (n_samples,)
+        Validated sample weights (used for the regression scaling).
+    parents : dict {child: parent}, default=None
+        Conditional tasks.
+
+    Returns
+    -------
+    targets : float32 ndarray (n_samples, n_tasks)
+        Class codes or standardised values; joint labels for conditional
+        tasks; 0 where unobserved.
+    observed : bool ndarray (n_samples, n_tasks)
+        Entries that enter the loss.
+    tasks : list of Task
+    """
+    columns, tasks = [], []
+    for t, kind in enumerate(kinds):
+        if kind == "classification":
+            encoded, observed, task = _encode_classification(Y[:, t], t)
+        else:
+            encoded, observed, task = _encode_regression(Y[:, t], t, sample_weight)
+        columns.append((encoded, observed))
+        tasks.append(task)
+    targets = np.column_stack([c[0] for c in columns])
+    observed = np.column_stack([c[1] for c in columns])
+    for child, parent in (parents or {}).items():
+        _condition(targets, observed, tasks, child, parent)
+    return targets, observed, tasks
+
+
+def decode(logits, tasks):
+    """Per-task outputs from float32 logits (n, n_tasks, n_out).
+
+    Classification: float64 probabilities (n, n_classes) (for a conditional
+    task, the conditional probability). Regression: float64 values (n,).
+    """
+    logits = logits.astype(np.float64)
+    outputs = []
+    for t, task in enumerate(tasks):
+        if task.type == "regression":
+            outputs.append(logits[:, t, 0] * task.scale + task.mean)
+        elif task.type == "binary":
+            p = expit(logits[:, t, 0])
+            outputs.append(np.column_stack([1.0 - p, p]))
+        else:
+            outputs.append(softmax(logits[:, t, : task.classes.size], axis=1))
+    return outputs
+
+
+def joint(outputs, tasks):
+    """Replace conditional tasks' probabilities by the joint ones (parent and child)."""
+    joined = list(outputs)
+    for t, task in enumerate(tasks):
+        if task.parent is not None:
+            p = outputs[t][:, 1] * outputs[task.parent][:, 1]
+            joined[t] = np.column_stack([1.0 - p, p])
+    return joined
