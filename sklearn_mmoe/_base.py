@@ -81,12 +81,12 @@ class _TrainingNet(NeuralNet):
 
 
 class _EpochWeights(Callback):
-    """Let the weighting strategy update at each epoch's end; record its weights."""
+    """Record the task weights an epoch used, then let the strategy update them."""
 
     def on_epoch_end(self, net, **kwargs):
         weighting = net.criterion_.weighting
+        net.history.record("task_weights", weighting.current_weights().tolist())
         weighting.end_epoch(len(net.history))
-        net.history.record("task_weights", weighting.weights.tolist())
 
 
 @contextlib.contextmanager

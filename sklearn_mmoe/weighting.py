@@ -60,8 +60,9 @@ class LossWeighting(nn.Module):
     # -- sklearn-style parameters, so that clone() and grid search work --
     @classmethod
     def _param_names(cls):
-        signature = inspect.signature(cls.__init__)
-        return [p for p in signature.parameters if p != "self"]
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        return [p.name for p in parameters if p.name != "self" and p.kind in named]
 
     def get_params(self, deep=True):
         return {name: getattr(self, name) for name in self._param_names()}
@@ -91,6 +92,10 @@ class LossWeighting(nn.Module):
         self._epoch_losses = losses if self._epoch_losses is None else self._epoch_losses + losses
         self._steps += 1
 
+    def current_weights(self):
+        """The weights of the tasks' losses in the current objective."""
+        return self.weights
+
     def end_epoch(self, epoch):
         """Called after each training epoch (numbered from 1)."""
         mean = self._epoch_losses / max(self._steps, 1)
@@ -119,10 +124,8 @@ class Uncertainty(LossWeighting):
         precision = self._scale * torch.exp(-self.log_vars)
         return torch.dot(self.base_weights, precision * losses + 0.5 * self.log_vars)
 
-    def end_epoch(self, epoch):
-        with torch.no_grad():
-            self.weights.copy_(self.base_weights * self._scale * torch.exp(-self.log_vars))
-        return super().end_epoch(epoch)
+    def current_weights(self):
+        return (self.base_weights * self._scale * torch.exp(-self.log_vars)).detach()
 
 
 class DWA(LossWeighting):
@@ -162,7 +165,7 @@ class DWA(LossWeighting):
 class Decay(LossWeighting):
     """Decaying task weights, as in PLE (Tang et al., RecSys 2020).
 
-    After epoch ``e``, ``w_t = task_weights[t] * gamma_t ** e``.
+    In epoch ``e`` (from 1), ``w_t = task_weights[t] * gamma_t ** (e - 1)``.
 
     Parameters
     ----------
