@@ -8,11 +8,13 @@ the estimator itself is a plain scikit-learn estimator, not a skorch net).
 
 import contextlib
 import copy
+import re
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from sklearn.base import (
     BaseEstimator,
@@ -22,7 +24,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_consistent_length, check_random_state
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from skorch import NeuralNet
@@ -45,6 +47,37 @@ OPTIMIZERS = {
 }
 
 _SIZES = ["array-like", Interval(Integral, 1, None, closed="left")]
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_X_CHECKS = dict(accept_sparse="csr", dtype=(np.float32, np.float64))
+
+
+@contextlib.contextmanager
+def _argument(name):
+    """Name the argument in scikit-learn's generic validation messages.
+
+    ``check_array`` and friends say e.g. "Expected 2D array, got 1D array"
+    without saying which argument; prefix the name unless it is there.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        if re.search(rf"\b{re.escape(name)}\b", message):
+            raise
+        raise type(exc)(f"{name}: {message}") from exc
+
+
+def _validate_X(estimator, X, reset):
+    """Validated 2-D float input; values must also fit in float32."""
+    with _argument("X"):
+        X = validate_data(estimator, X, reset=reset, **_X_CHECKS)
+    values = X.data if sp.issparse(X) else X
+    if X.dtype == np.float64 and values.size and np.abs(values).max() > _FLOAT32_MAX:
+        raise ValueError(
+            f"X contains values beyond the float32 range (|x| > {_FLOAT32_MAX:.3g}), "
+            "which the network computes in; rescale X."
+        )
+    return X
 
 
 def _check_sizes(value, name, allow_empty):
@@ -170,22 +203,27 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             raise
 
     def _fit(self, X, y, sample_weight):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            validate_separately=(
-                dict(accept_sparse="csr", dtype=(np.float32, np.float64)),
-                dict(ensure_2d=False, ensure_all_finite="allow-nan", **self._y_check_params),
-            ),
-        )
-        check_consistent_length(X, y)
-        if y.ndim > 2:
-            raise ValueError(f"y must be 1-D or 2-D, got an array of shape {y.shape}.")
+        X = _validate_X(self, X, reset=True)
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        with _argument("y"):
+            y = check_array(
+                y, input_name="y", ensure_2d=False, ensure_all_finite="allow-nan",
+                **self._y_check_params,
+            )
+        if y.ndim > 2 or (y.ndim == 2 and y.shape[1] == 0):
+            raise ValueError(f"y must have shape (n_samples,) or (n_samples, n_tasks), got {y.shape}.")
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"y has {y.shape[0]} rows but X has {X.shape[0]}: inconsistent numbers of samples."
+            )
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+        with _argument("sample_weight"):
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
         n_tasks = Y.shape[1]
         targets, observed, tasks = encode_targets(
             Y, self._task_kinds(Y), sample_weight, self._conditional_tasks(n_tasks)
@@ -221,13 +259,19 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
                 f"y: task {empty[0]} has no observed label with a non-zero "
                 "sample_weight; every task needs at least one."
             )
+        # Scale to mean 1 over observed entries; divide by the maximum first so
+        # that neither tiny nor huge weights overflow.
+        weight /= weight.max()
         weight *= observed.sum() / weight.sum()
         return weight.astype(np.float32)
 
     def _check_task_weights(self, n_tasks):
         if self.task_weights is None:
             return np.ones(n_tasks)
-        weights = np.asarray(self.task_weights, dtype=np.float64)
+        try:
+            weights = np.asarray(self.task_weights, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"task_weights must be numbers, got {self.task_weights!r}: {exc}") from None
         if weights.shape != (n_tasks,):
             raise ValueError(
                 f"task_weights must have one entry per task ({n_tasks}), "
@@ -245,6 +289,8 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             device = torch.device(self.device)
         except (RuntimeError, TypeError) as exc:
             raise ValueError(f"device={self.device!r} is not a torch device: {exc}") from None
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device={self.device!r}: only 'cpu' and 'cuda' devices are supported.")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={self.device!r} but CUDA is not available.")
         return device
@@ -272,9 +318,26 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             threshold_mode="abs",
             load_best=load_best,
         )
+        for item in self.callbacks or []:
+            callback = item[1] if isinstance(item, tuple) and len(item) == 2 else item
+            if not isinstance(callback, Callback):
+                raise TypeError(
+                    "callbacks must be a list of skorch Callback instances or (name, "
+                    f"Callback) tuples, got {item!r}."
+                )
         # The user's callbacks are copied so that fitting never mutates them.
         own = [("task_weights", _EpochWeights()), ("stopping", stop)]
         return own + copy.deepcopy(list(self.callbacks or []))
+
+    def _optimizer_kwargs(self):
+        kwargs = dict(self.optimizer_kwargs or {})
+        reserved = sorted({"lr", "weight_decay", "params"} & set(kwargs))
+        if reserved:
+            raise ValueError(
+                f"optimizer_kwargs must not set {reserved}: use the learning_rate and "
+                "weight_decay parameters."
+            )
+        return kwargs
 
     def _train(self, X, target, weight, tasks, task_weights):
         device = self._check_device()
@@ -316,7 +379,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             optimizer=optimizer,
             lr=self.learning_rate,
             optimizer__weight_decay=self.weight_decay,
-            **{f"optimizer__{k}": v for k, v in (self.optimizer_kwargs or {}).items()},
+            **{f"optimizer__{k}": v for k, v in self._optimizer_kwargs().items()},
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             iterator_train=BatchIterator,
@@ -350,9 +413,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
     def _logits(self, X):
         """Validated ``X`` -> float32 logits ``(n_samples, n_tasks, n_out)``."""
         check_is_fitted(self)
-        X = validate_data(
-            self, X, reset=False, accept_sparse="csr", dtype=(np.float32, np.float64)
-        )
+        X = _validate_X(self, X, reset=False)
         return predict_logits(self.net_.module_, X, self.net_.device)
 
     def _outputs(self, X):
@@ -384,6 +445,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         (click) is positive; a 0 given on other rows is not a label of that
         task, so it is masked for scoring.
         """
+        check_is_fitted(self)
         parents = {t: task.parent for t, task in enumerate(self._tasks) if task.parent is not None}
         if not parents:
             return y
@@ -468,7 +530,8 @@ class _MultiTaskClassifierMixin(ClassifierMixin):
 class _MultiTaskRegressorMixin(RegressorMixin):
     """Every task is a regression task: ``predict``."""
 
-    _y_check_params = dict(dtype=np.float64)
+    # dtype=None: object columns with None / pd.NA are converted per task.
+    _y_check_params = dict(dtype=None)
 
     def _task_kinds(self, Y):
         return ["regression"] * Y.shape[1]

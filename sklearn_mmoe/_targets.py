@@ -81,8 +81,12 @@ def _encode_regression(column, t, sample_weight):
     mean, scale = 0.0, 1.0
     weights = sample_weight[observed]
     if weights.sum() > 0:  # else the caller raises: no usable label
-        mean = float(np.average(values, weights=weights))
-        std = float(np.sqrt(np.average((values - mean) ** 2, weights=weights)))
+        # Statistics of values / max|value|, so that squares cannot overflow.
+        magnitude = np.abs(values).max() or 1.0
+        unit = values / magnitude
+        unit_mean = np.average(unit, weights=weights)
+        std = float(np.sqrt(np.average((unit - unit_mean) ** 2, weights=weights)) * magnitude)
+        mean = float(unit_mean * magnitude)
         scale = std if std > 0 else 1.0
     encoded = np.zeros(column.shape[0], dtype=np.float32)
     encoded[observed] = (values - mean) / scale
