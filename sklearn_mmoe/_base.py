@@ -30,9 +30,11 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.helper import predefined_split
+from skorch.history import History
 
 from ._data import BatchIterator, MultiTaskDataset, as_float32_rows, predict_logits
-from ._targets import decode, encode_targets
+from ._targets import classification_task, decode, encode_targets
+from ._version import __version__
 from .metrics import masked_accuracy_score, masked_r2_score
 from .nn import ACTIVATIONS, MaskedMultiTaskLoss
 from .weighting import _NAMES as _WEIGHTING_NAMES
@@ -113,6 +115,94 @@ class _TrainingNet(NeuralNet):
         return {"loss": torch.dot(losses.detach(), self.criterion_.task_weights), "y_pred": y_pred}
 
 
+def _numpy_tree(obj):
+    """Tensors -> numpy arrays, recursively (dict keys become strings)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().numpy()
+    if isinstance(obj, dict):
+        return {str(k): _numpy_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_numpy_tree(v) for v in obj)
+    return obj
+
+
+def _torch_tree(obj, device):
+    """Inverse of _numpy_tree: numpy arrays -> tensors, integer-like keys -> ints."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.array(obj)).to(device)
+    if isinstance(obj, dict):
+        return {(int(k) if k.isdigit() else k): _torch_tree(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_torch_tree(v, device) for v in obj)
+    return obj
+
+
+def _plain_row(row):
+    """A skorch history row as plain data (numbers, strings, lists, dicts)."""
+    return {
+        k: [dict(b) for b in v] if k == "batches" else (v.tolist() if hasattr(v, "tolist") else v)
+        for k, v in row.items()
+    }
+
+
+def _epoch_seed(seed, epoch):
+    """A seed that depends only on (seed, epoch)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+class _EpochSeed(Callback):
+    """Seed torch's generator at each epoch from (seed, epoch).
+
+    Dropout and any other randomness of epoch ``e`` then depend only on the
+    seed and ``e``: a fit resumed at an epoch (warm start, a reloaded model)
+    draws what an uninterrupted fit would have drawn.
+    """
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def on_epoch_begin(self, net, **kwargs):
+        seed = _epoch_seed(self.seed, len(net.history))
+        torch.default_generator.manual_seed(seed)
+        if torch.device(net.device).type == "cuda":
+            torch.cuda.manual_seed(seed)
+
+
+class _FiniteLoss(Callback):
+    """Stop on a NaN or infinite epoch loss: raise, or restore the last finite weights."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def initialize(self):
+        self.snapshot_, self.restored_epoch_ = None, None
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        losses = {k: row[k] for k in ("train_loss", "valid_loss") if k in row}
+        if all(np.isfinite(v) for v in losses.values()):
+            if self.policy == "restore":
+                self.snapshot_ = copy.deepcopy(
+                    [net.module_.state_dict(), net.criterion_.state_dict(), net.optimizer_.state_dict()]
+                )
+            return
+        epoch = row["epoch"]
+        name, value = next((k, v) for k, v in losses.items() if not np.isfinite(v))
+        if self.policy == "raise" or self.snapshot_ is None:
+            raise FloatingPointError(
+                f"The {name} is {value} at epoch {epoch}: training diverged. Lower "
+                "learning_rate, check X for extreme values, or set nan_loss='restore' "
+                "to keep the last weights with a finite loss."
+            )
+        module, criterion, optimizer = self.snapshot_
+        net.module_.load_state_dict(module)
+        net.criterion_.load_state_dict(criterion)
+        net.optimizer_.load_state_dict(optimizer)
+        self.restored_epoch_ = epoch
+        raise KeyboardInterrupt  # skorch's way to stop training
+
+
 class _EpochWeights(Callback):
     """Record the task weights an epoch used, then let the strategy update them."""
 
@@ -161,6 +251,8 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         "task_weights": ["array-like", None],
         "loss_weighting": [None, StrOptions(set(_WEIGHTING_NAMES)), LossWeighting],
         "callbacks": [list, None],
+        "warm_start": ["boolean"],
+        "nan_loss": [StrOptions({"raise", "restore"})],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -176,6 +268,10 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the network to ``X`` and the multi-task targets ``y``.
+
+        With ``warm_start=True`` and a fitted model, training continues from
+        the fitted weights and optimizer state for ``max_epochs`` more epochs,
+        keeping the tasks, classes and target scaling of the first fit.
 
         Parameters
         ----------
@@ -193,17 +289,50 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
+        return self._transaction(X, y, sample_weight, epochs=None, classes=None)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Train one epoch on ``(X, y)``, continuing from the fitted model if any.
+
+        The first call sets up the tasks from ``y`` (or from ``classes``); later
+        calls keep them, so their labels must be among the first call's
+        classes. No validation split, early stopping or convergence check is
+        made: each call is one pass over the data given.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            Targets, as in :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in every task's loss.
+        classes : array-like or list of array-like, default=None
+            Classification tasks' labels, for the first call when ``y`` does
+            not show them all: an array for 1-D y, a list with one array (or
+            None) per task for 2-D y. Ignored on later calls.
+
+        Returns
+        -------
+        self : object
+            The estimator.
+        """
+        return self._transaction(X, y, sample_weight, epochs=1, classes=classes)
+
+    def _transaction(self, *args, **kwargs):
         previous = dict(vars(self))
         try:
-            return self._fit(X, y, sample_weight)
+            return self._fit(*args, **kwargs)
         except BaseException:
             # Bad input or a failed fit leaves a fitted model as it was.
             vars(self).clear()
             vars(self).update(previous)
             raise
 
-    def _fit(self, X, y, sample_weight):
-        X = _validate_X(self, X, reset=True)
+    def _fit(self, X, y, sample_weight, epochs, classes):
+        resume = hasattr(self, "net_") and (epochs is not None or self.warm_start)
+        X = _validate_X(self, X, reset=not resume)
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
@@ -220,31 +349,64 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
                 f"y has {y.shape[0]} rows but X has {X.shape[0]}: inconsistent numbers of samples."
             )
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        n_tasks = Y.shape[1]
+        if resume and (n_tasks != self.n_tasks_ or (y.ndim == 1) != self._y_is_1d):
+            raise ValueError(
+                f"y has shape {y.shape}, but the model was fitted on "
+                f"{'1-D y' if self._y_is_1d else f'{self.n_tasks_} tasks'}."
+            )
         with _argument("sample_weight"):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-        n_tasks = Y.shape[1]
+        if resume:
+            kinds, known = [t.kind for t in self._tasks], self._tasks
+        else:
+            kinds = self._task_kinds(Y)
+            known = self._tasks_from_classes(classes, kinds) if classes is not None else None
         targets, observed, tasks = encode_targets(
-            Y, self._task_kinds(Y), sample_weight, self._conditional_tasks(n_tasks)
+            Y, kinds, sample_weight, self._conditional_tasks(n_tasks), tasks=known
         )
         weight = self._entry_weights(observed, sample_weight)
         task_weights = self._check_task_weights(n_tasks)
-        net = self._train(X, targets, weight, tasks, task_weights)
+        if resume:
+            seeds, net = self._seeds, self.net_
+        else:
+            rng = check_random_state(self.random_state)
+            seeds, net = tuple(int(s) for s in rng.randint(np.iinfo(np.int32).max, size=2)), None
+        net = self._train(net, X, targets, weight, tasks, task_weights, seeds, epochs)
 
         self._y_is_1d = y.ndim == 1
         self.n_tasks_ = n_tasks
         self._tasks = tasks
+        self._seeds = seeds
         for name, value in self._task_attributes(tasks).items():
             setattr(self, name, value)
         self.net_ = net
-        history = net.history
-        self.n_iter_ = len(history)
-        self.loss_curve_ = list(history[:, "train_loss"])
-        if self.early_stopping:
-            self.validation_loss_curve_ = list(history[:, "valid_loss"])
-            self.best_validation_loss_ = min(self.validation_loss_curve_)
+        self._set_curves(net.history)
         return self
+
+    def _set_curves(self, history):
+        self.n_iter_ = len(history)
+        self.loss_curve_ = [row["train_loss"] for row in history]
+        if self.early_stopping:
+            valid = [row["valid_loss"] for row in history if "valid_loss" in row]
+            self.validation_loss_curve_ = valid
+            self.best_validation_loss_ = min(valid) if valid else np.nan
+
+    def _tasks_from_classes(self, classes, kinds):
+        """partial_fit's ``classes`` as tasks to encode y against (None: learn from y)."""
+        per_task = [classes] if len(kinds) == 1 and np.ndim(classes[0]) == 0 else list(classes)
+        if len(per_task) != len(kinds):
+            raise ValueError(
+                f"classes must give one array of labels per task ({len(kinds)}), got {classes!r}."
+            )
+        tasks = []
+        for t, (kind, labels) in enumerate(zip(kinds, per_task)):
+            if labels is not None and kind != "classification":
+                raise ValueError(f"classes: task {t} is a regression task; pass None for it.")
+            tasks.append(None if labels is None else classification_task(labels, t))
+        return tasks
 
     def _conditional_tasks(self, n_tasks):
         """{child: parent} of conditional tasks (none unless a subclass says so)."""
@@ -306,7 +468,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             )
         return self.optimizer
 
-    def _callbacks(self):
+    def _callbacks(self, seed):
         if self.early_stopping:
             monitor, load_best = "valid_loss", True
         else:
@@ -326,7 +488,12 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
                     f"Callback) tuples, got {item!r}."
                 )
         # The user's callbacks are copied so that fitting never mutates them.
-        own = [("task_weights", _EpochWeights()), ("stopping", stop)]
+        own = [
+            ("seed", _EpochSeed(seed)),
+            ("finite", _FiniteLoss(self.nan_loss)),
+            ("task_weights", _EpochWeights()),
+            ("stopping", stop),
+        ]
         return own + copy.deepcopy(list(self.callbacks or []))
 
     def _optimizer_kwargs(self):
@@ -339,36 +506,12 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             )
         return kwargs
 
-    def _train(self, X, target, weight, tasks, task_weights):
-        device = self._check_device()
-        module_kwargs = self._module_kwargs()
-        optimizer = self._optimizer_class()
-        rng = check_random_state(self.random_state)
-        torch_seed, batch_seed = (int(s) for s in rng.randint(np.iinfo(np.int32).max, size=2))
-
-        X = as_float32_rows(X)
-        data = MultiTaskDataset(
-            X if not isinstance(X, torch.Tensor) else X.to(device),
-            torch.from_numpy(target).to(device),
-            torch.from_numpy(weight).to(device),
-        )
-        train_split = None
-        if self.early_stopping:
-            n = len(data)
-            n_valid = int(round(n * self.validation_fraction))
-            if n_valid < 1 or n_valid >= n:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves no "
-                    f"training or no validation row out of {n} samples."
-                )
-            order = torch.from_numpy(rng.permutation(n))
-            train_split = predefined_split(data.subset(order[:n_valid]))
-            data = data.subset(order[n_valid:])
-
-        net = _TrainingNet(
+    def _make_net(self, n_features, tasks, task_weights, seeds, device):
+        """The skorch net for these tasks (uninitialised); one factory for fit and load."""
+        return _TrainingNet(
             module=self._module_class,
-            **{f"module__{k}": v for k, v in module_kwargs.items()},
-            module__n_features=X.shape[1],
+            **{f"module__{k}": v for k, v in self._module_kwargs().items()},
+            module__n_features=n_features,
             module__n_outputs=[task.n_outputs for task in tasks],
             criterion=MaskedMultiTaskLoss,
             criterion__task_types=[task.type for task in tasks],
@@ -376,7 +519,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             criterion__task_weights=task_weights,
             criterion__parents=[task.parent for task in tasks],
             criterion__weighting=self.loss_weighting,
-            optimizer=optimizer,
+            optimizer=self._optimizer_class(),
             lr=self.learning_rate,
             optimizer__weight_decay=self.weight_decay,
             **{f"optimizer__{k}": v for k, v in self._optimizer_kwargs().items()},
@@ -384,29 +527,155 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             batch_size=self.batch_size,
             iterator_train=BatchIterator,
             iterator_train__shuffle=True,
-            iterator_train__seed=batch_seed,
+            iterator_train__seed=seeds[1],
             iterator_valid=BatchIterator,
-            train_split=train_split,
-            callbacks=self._callbacks(),
+            train_split=None,
+            callbacks=self._callbacks(seeds[0]),
             predict_nonlinearity=None,
             device=device,
             verbose=self.verbose,
         )
-        with _seeded(torch_seed, device):
-            net.fit(data, None)
+
+    def _train(self, net, X, target, weight, tasks, task_weights, seeds, epochs):
+        """Train a new net (``net=None``) or continue one, for ``epochs`` or max_epochs."""
+        device = self._check_device() if net is None else torch.device(net.device)
+        X = as_float32_rows(X)
+        data = MultiTaskDataset(
+            X if not isinstance(X, torch.Tensor) else X.to(device),
+            torch.from_numpy(target).to(device),
+            torch.from_numpy(weight).to(device),
+        )
+        start = 0 if net is None else len(net.history)
+        valid = None
+        if self.early_stopping and epochs is None:
+            n = len(data)
+            n_valid = int(round(n * self.validation_fraction))
+            if n_valid < 1 or n_valid >= n:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves no "
+                    f"training or no validation row out of {n} samples."
+                )
+            rng = np.random.RandomState(seeds[1])
+            order = torch.from_numpy(rng.permutation(n))
+            valid, data = data.subset(order[:n_valid]), data.subset(order[n_valid:])
+
+        if net is None:
+            net = self._make_net(X.shape[1], tasks, task_weights, seeds, device)
+        else:  # continue with the current hyper-parameters
+            net.callbacks = self._callbacks(seeds[0])
+            net.initialize_callbacks()
+            for group in net.optimizer_.param_groups:
+                group.update(lr=self.learning_rate, weight_decay=self.weight_decay)
+        net.train_split = None if valid is None else predefined_split(valid)
+        net.max_epochs = epochs or self.max_epochs
+        net.iterator_train__first_epoch = start
+        with _seeded(seeds[0], device):
+            if not net.initialized_:
+                net.initialize()
+            net.partial_fit(data, None)
         # Keep no reference to the training data in the fitted model.
         net.train_split = None
         net.module_.eval()
-        stop = dict(net.callbacks_)["stopping"]
-        if stop.misses_ < stop.patience:
+        self._report(net, start, epochs)
+        return net
+
+    def _report(self, net, start, epochs):
+        """Warn about how training ended (and drop an epoch cut short)."""
+        history = net.history
+        if history and "train_loss" not in history[-1]:
+            history.pop()  # interrupted within an epoch: its weights are kept
+            interrupted = True
+        else:
+            interrupted = len(history) - start < (epochs or self.max_epochs)
+        callbacks = dict(net.callbacks_)
+        finite, stop = callbacks["finite"], callbacks["stopping"]
+        name = type(self).__name__
+        if finite.restored_epoch_ is not None:
             warnings.warn(
-                f"{type(self).__name__} reached max_epochs={self.max_epochs} while "
-                f"the {stop.monitor} was still improving (by more than "
-                f"tol={self.tol} within n_iter_no_change={self.n_iter_no_change} "
-                "epochs). Increase max_epochs or tol.",
+                f"{name}: the loss was not finite at epoch {finite.restored_epoch_}; "
+                f"training stopped and the weights of epoch {finite.restored_epoch_ - 1} "
+                "were restored (nan_loss='restore').",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        elif stop.misses_ >= stop.patience or epochs is not None:
+            pass  # converged (or stopped early), or partial_fit
+        elif interrupted:
+            warnings.warn(
+                f"{name}: fit was interrupted after {len(history)} epochs; the model "
+                "keeps the weights reached so far.",
+                UserWarning,
+                stacklevel=3,
+            )
+        else:
+            warnings.warn(
+                f"{name} reached max_epochs={self.max_epochs} while the {stop.monitor} "
+                f"was still improving (by more than tol={self.tol} within "
+                f"n_iter_no_change={self.n_iter_no_change} epochs). Increase max_epochs "
+                "or tol.",
                 ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    # ---------------------------------------------------------- persistence
+    def __getstate__(self):
+        """Portable state: no torch objects, only numpy arrays and plain data.
+
+        The network, loss and optimizer are saved as numpy state dicts and the
+        history as plain lists, so a model fitted on a GPU loads on a CPU-only
+        machine, and ``skops.io`` can persist it without pickled code.
+        """
+        # a copy: BaseEstimator returns the instance's own __dict__ here
+        state = dict(super().__getstate__())
+        net = state.pop("net_", None)
+        if net is not None:
+            state["_net_state"] = {
+                "device": str(net.device),
+                "module": _numpy_tree(net.module_.state_dict()),
+                "criterion": _numpy_tree(net.criterion_.state_dict()),
+                "optimizer": _numpy_tree(net.optimizer_.state_dict()),
+                "history": [_plain_row(row) for row in net.history],
+            }
+        state["_sklearn_mmoe_version"] = __version__
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        version = state.pop("_sklearn_mmoe_version", None)
+        net_state = state.pop("_net_state", None)
+        if version != __version__:
+            warnings.warn(
+                f"This {type(self).__name__} was saved with sklearn-mmoe {version} and is "
+                f"loaded with {__version__}; it may not work or give other results. "
+                "Refit it with this version if you can.",
+                UserWarning,
                 stacklevel=2,
             )
+        super().__setstate__(state)
+        if net_state is not None:
+            self.net_ = self._restore_net(net_state)
+
+    def _restore_net(self, state):
+        device = torch.device(state["device"])
+        if device.type == "cuda" and not torch.cuda.is_available():
+            warnings.warn(
+                f"{type(self).__name__} was fitted on {device}, but CUDA is not available "
+                "here: loading it on the CPU.",
+                UserWarning,
+                stacklevel=3,
+            )
+            device = torch.device("cpu")
+        net = self._make_net(
+            self.n_features_in_, self._tasks, self._check_task_weights(self.n_tasks_),
+            self._seeds, device,
+        )
+        with torch.random.fork_rng(devices=[]):  # initialisation draws: not the user's
+            net.initialize()
+        net.module_.load_state_dict(_torch_tree(state["module"], device))
+        net.criterion_.load_state_dict(_torch_tree(state["criterion"], device))
+        net.optimizer_.load_state_dict(_torch_tree(state["optimizer"], device))
+        net.history = History([dict(row) for row in state["history"]])
+        net.module_.eval()
         return net
 
     # -------------------------------------------------------------- predict

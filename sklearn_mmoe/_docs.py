@@ -89,6 +89,19 @@ callbacks : list of skorch callbacks or (name, callback) tuples, default=None
     run during training (e.g. ``skorch.callbacks.LRScheduler``,
     ``EpochScoring``). They are copied at fit time.
 
+warm_start : bool, default=False
+    If True and the model is fitted, ``fit`` continues training from the
+    fitted weights and optimizer state for ``max_epochs`` more epochs (the
+    tasks, classes and target scaling of the first fit are kept). Batch order
+    and dropout depend only on ``random_state`` and the epoch number, so a
+    fit resumed from a saved model reaches the weights of an uninterrupted
+    one.
+
+nan_loss : {"raise", "restore"}, default="raise"
+    What to do when an epoch's loss is NaN or infinite: raise a
+    ``FloatingPointError`` naming the epoch, or restore the weights of the
+    last epoch with a finite loss, stop, and warn.
+
 device : str or torch.device, default="cpu"
     Device to train and predict on, e.g. ``"cuda"``. The data are moved to
     it once per fit.

@@ -166,6 +166,8 @@ class _SharedBottomBase(_Architecture):
         task_weights=None,
         loss_weighting=None,
         callbacks=None,
+        warm_start=False,
+        nan_loss="raise",
         device="cpu",
         random_state=None,
         verbose=0,
@@ -187,6 +189,8 @@ class _SharedBottomBase(_Architecture):
         self.task_weights = task_weights
         self.loss_weighting = loss_weighting
         self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.nan_loss = nan_loss
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -218,6 +222,8 @@ class _MixtureOfExpertsBase(_Architecture):
         task_weights=None,
         loss_weighting=None,
         callbacks=None,
+        warm_start=False,
+        nan_loss="raise",
         device="cpu",
         random_state=None,
         verbose=0,
@@ -242,6 +248,8 @@ class _MixtureOfExpertsBase(_Architecture):
         self.task_weights = task_weights
         self.loss_weighting = loss_weighting
         self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.nan_loss = nan_loss
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -275,6 +283,8 @@ class _CGCBase(_Architecture):
         task_weights=None,
         loss_weighting=None,
         callbacks=None,
+        warm_start=False,
+        nan_loss="raise",
         device="cpu",
         random_state=None,
         verbose=0,
@@ -300,6 +310,8 @@ class _CGCBase(_Architecture):
         self.task_weights = task_weights
         self.loss_weighting = loss_weighting
         self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.nan_loss = nan_loss
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -334,6 +346,8 @@ class _PLEBase(_Architecture):
         task_weights=None,
         loss_weighting=None,
         callbacks=None,
+        warm_start=False,
+        nan_loss="raise",
         device="cpu",
         random_state=None,
         verbose=0,
@@ -360,6 +374,8 @@ class _PLEBase(_Architecture):
         self.task_weights = task_weights
         self.loss_weighting = loss_weighting
         self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.nan_loss = nan_loss
         self.device = device
         self.random_state = random_state
         self.verbose = verbose

@@ -170,6 +170,8 @@ and R^2 (regression) on observed labels.""",
         task_weights=None,
         loss_weighting=None,
         callbacks=None,
+        warm_start=False,
+        nan_loss="raise",
         device="cpu",
         random_state=None,
         verbose=0,
@@ -201,6 +203,8 @@ and R^2 (regression) on observed labels.""",
         self.task_weights = task_weights
         self.loss_weighting = loss_weighting
         self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.nan_loss = nan_loss
         self.device = device
         self.random_state = random_state
         self.verbose = verbose

@@ -49,6 +49,32 @@ def _observed_labels(column, t):
     return observed, values
 
 
+def _encode_known_classes(column, t, task):
+    """Codes of ``column`` in the classes of an already-fitted ``task``."""
+    observed, labels = _observed_labels(column, t)
+    codes = pd.Index(task.classes).get_indexer(labels)
+    unknown = codes < 0
+    if unknown.any():
+        raise ValueError(
+            f"y: task {t} has labels {np.unique(labels[unknown]).tolist()[:5]} that are not "
+            f"among its classes {task.classes.tolist()} (fixed by the first fit, or by "
+            "partial_fit's classes)."
+        )
+    encoded = np.zeros(column.shape[0], dtype=np.float32)
+    encoded[observed] = codes
+    return encoded, observed
+
+
+def _encode_known_scale(column, t, task):
+    """Standardise ``column`` with the scaling of an already-fitted ``task``."""
+    observed, values = _observed_labels(column, t)
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"y: task {t} is a regression task but its targets are not numeric.")
+    encoded = np.zeros(column.shape[0], dtype=np.float32)
+    encoded[observed] = (values.astype(np.float64) - task.mean) / task.scale
+    return encoded, observed
+
+
 def _encode_classification(column, t):
     observed, labels = _observed_labels(column, t)
     try:
@@ -123,7 +149,7 @@ def _condition(targets, observed, tasks, child, parent):
     tasks[child] = tasks[child]._replace(parent=parent)
 
 
-def encode_targets(Y, kinds, sample_weight, parents=None):
+def encode_targets(Y, kinds, sample_weight, parents=None, tasks=None):
     """Encode a 2-D target, one column per task.
 
     Parameters
@@ -136,6 +162,11 @@ def encode_targets(Y, kinds, sample_weight, parents=None):
         Validated sample weights (used for the regression scaling).
     parents : dict {child: parent}, default=None
         Conditional tasks.
+    tasks : list of Task, default=None
+        Tasks of an earlier fit to encode against (warm start, partial_fit,
+        or classes given up front): their classes and scaling are kept, and
+        a label outside a task's classes is an error. A task may be None to
+        be learned from Y.
 
     Returns
     -------
@@ -146,9 +177,14 @@ def encode_targets(Y, kinds, sample_weight, parents=None):
         Entries that enter the loss.
     tasks : list of Task
     """
+    known = tasks if tasks is not None else [None] * len(kinds)
     columns, tasks = [], []
-    for t, kind in enumerate(kinds):
-        if kind == "classification":
+    for t, (kind, task) in enumerate(zip(kinds, known)):
+        if task is not None:
+            task = task._replace(parent=None)
+            encode = _encode_known_classes if kind == "classification" else _encode_known_scale
+            encoded, observed = encode(Y[:, t], t, task)
+        elif kind == "classification":
             encoded, observed, task = _encode_classification(Y[:, t], t)
         else:
             encoded, observed, task = _encode_regression(Y[:, t], t, sample_weight)
@@ -159,6 +195,14 @@ def encode_targets(Y, kinds, sample_weight, parents=None):
     for child, parent in (parents or {}).items():
         _condition(targets, observed, tasks, child, parent)
     return targets, observed, tasks
+
+
+def classification_task(classes, t):
+    """A classification task with the given classes (partial_fit's ``classes``)."""
+    classes = np.unique(as_labels(np.asarray(classes)))
+    if classes.ndim != 1 or classes.size < 2:
+        raise ValueError(f"classes: task {t} needs at least 2 distinct classes, got {classes!r}.")
+    return Task("classification", classes=classes)
 
 
 def decode(logits, tasks):

@@ -678,9 +678,9 @@ class MaskedMultiTaskLoss(nn.Module):
         Conditional tasks and their parents must be binary; the targets of a
         conditional task are the joint labels.
     weighting : str or LossWeighting, default=None
-        Strategy of :mod:`sklearn_mmoe.weighting` (a name or an instance,
-        which is copied) that turns the per-task losses into the training
-        objective; built as the submodule ``weighting``. Default: the fixed
+        Strategy of :mod:`sklearn_mmoe.weighting` (a name or a configuration)
+        that turns the per-task losses into the training objective; its
+        PyTorch module is the submodule ``weighting``. Default: the fixed
         ``task_weights``. :meth:`forward` always uses ``task_weights``, so
         losses stay comparable across epochs (for validation and early
         stopping) whatever the strategy does.
@@ -748,7 +748,7 @@ class MaskedMultiTaskLoss(nn.Module):
             torch.argsort(torch.as_tensor(order, dtype=torch.long)),
             persistent=False,
         )
-        self.weighting = make_weighting(weighting).setup(task_weights, task_types)
+        self.weighting = make_weighting(weighting).build(task_weights, task_types)
 
     def elementwise(self, logits, target):
         """Unreduced loss of shape ``(batch, n_tasks)``, in task order."""

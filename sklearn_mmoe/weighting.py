@@ -6,15 +6,17 @@ instance to set its hyper-parameters, e.g. ``loss_weighting=DWA(temperature=1.0)
 (grid-searchable as ``loss_weighting__temperature``). Without one, the
 objective is ``sum_t task_weights[t] * L_t`` with fixed weights.
 
-Each strategy is a :class:`torch.nn.Module` (PyTorch only, no scikit-learn)
-used by :class:`sklearn_mmoe.nn.MaskedMultiTaskLoss`: ``setup`` sizes it for
-the tasks, ``backward`` computes the gradients of one training step from the
-per-task losses, and ``end_epoch`` updates epoch-level weights. The estimators
-copy the instance they are given, so fitting never changes it; the fitted
-strategy is ``net_.criterion_.weighting`` and the weights it used are in
-``net_.history[:, "task_weights"]``. The training and validation losses that
-the estimators report (and that early stopping monitors) always use the fixed
-``task_weights``, so epochs stay comparable whatever the strategy does.
+The classes here are plain configuration objects (hyper-parameters only, so
+they clone, pickle and persist like any scikit-learn parameter). Each builds
+the PyTorch module that does the work (PyTorch only, no scikit-learn), which
+:class:`sklearn_mmoe.nn.MaskedMultiTaskLoss` holds as ``weighting``: it
+computes the gradients of a training step from the per-task losses
+(``backward``) and updates epoch-level weights (``end_epoch``). The fitted
+module is ``net_.criterion_.weighting``, and the weights it used in each epoch
+are in ``net_.history[:, "task_weights"]``. The training and validation
+losses that the estimators report (and that early stopping monitors) always
+use the fixed ``task_weights``, so epochs stay comparable whatever the
+strategy does.
 
 Cost: ``"uncertainty"``, ``"dwa"`` and ``"decay"`` cost nothing noticeable.
 ``"gradnorm"`` and ``"pcgrad"`` need one gradient per task at every step:
@@ -23,7 +25,6 @@ the number of tasks); ``"gradnorm"`` differentiates each task's loss with
 respect to the last shared layer, with a graph for the second-order term.
 """
 
-import copy
 import inspect
 
 import torch
@@ -37,27 +38,24 @@ __all__ = [
     "Decay",
     "PCGrad",
     "make_weighting",
+    "project_conflicting",
 ]
 
 
-class LossWeighting(nn.Module):
-    """Fixed weights: the objective is ``sum_t w_t L_t``; base of the others.
+# ------------------------------------------------------------ configuration
+class LossWeighting:
+    """Fixed weights: the objective is ``sum_t task_weights[t] L_t``.
 
-    Subclasses take their hyper-parameters in ``__init__`` (stored as
-    attributes of the same name, which gives ``get_params``/``set_params``)
-    and size themselves in :meth:`setup`.
+    The base of the strategies: hyper-parameters are the ``__init__``
+    arguments, stored as attributes of the same name (``get_params`` /
+    ``set_params`` as in scikit-learn); :meth:`build` makes the PyTorch
+    module for given tasks.
     """
 
-    def setup(self, task_weights, task_types):
-        """Size the strategy for ``len(task_weights)`` tasks; returns self."""
-        task_weights = torch.as_tensor(task_weights, dtype=torch.float32)
-        self.register_buffer("base_weights", task_weights.clone())
-        self.register_buffer("weights", task_weights.clone())
-        self.task_types = list(task_types)
-        self._epoch_losses, self._steps = None, 0
-        return self
+    def build(self, task_weights, task_types):
+        """The PyTorch module of this strategy for these tasks."""
+        return _Fixed(task_weights, task_types)
 
-    # -- sklearn-style parameters, so that clone() and grid search work --
     @classmethod
     def _param_names(cls):
         named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
@@ -65,42 +63,20 @@ class LossWeighting(nn.Module):
         return [p.name for p in parameters if p.name != "self" and p.kind in named]
 
     def get_params(self, deep=True):
+        """Hyper-parameters as a dict (scikit-learn's protocol)."""
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params):
+        """Set hyper-parameters (scikit-learn's protocol)."""
         for name, value in params.items():
             if name not in self._param_names():
                 raise ValueError(f"Invalid parameter {name!r} for {type(self).__name__}.")
             setattr(self, name, value)
         return self
 
-    def extra_repr(self):
-        return ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-
-    # -- training hooks --
-    def objective(self, losses):
-        """The scalar whose gradient trains the network."""
-        return torch.dot(self.weights, losses)
-
-    def backward(self, losses, module):
-        """Set the gradients of one step from the per-task ``losses``."""
-        self._accumulate(losses)
-        self.objective(losses).backward()
-
-    def _accumulate(self, losses):
-        losses = losses.detach()
-        self._epoch_losses = losses if self._epoch_losses is None else self._epoch_losses + losses
-        self._steps += 1
-
-    def current_weights(self):
-        """The weights of the tasks' losses in the current objective."""
-        return self.weights
-
-    def end_epoch(self, epoch):
-        """Called after each training epoch (numbered from 1)."""
-        mean = self._epoch_losses / max(self._steps, 1)
-        self._epoch_losses, self._steps = None, 0
-        return mean
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
 
 
 class Uncertainty(LossWeighting):
@@ -113,19 +89,8 @@ class Uncertainty(LossWeighting):
     ``c_t exp(-s_t)``.
     """
 
-    def setup(self, task_weights, task_types):
-        super().setup(task_weights, task_types)
-        self.log_vars = nn.Parameter(torch.zeros(len(task_types)))
-        scale = [0.5 if kind == "regression" else 1.0 for kind in task_types]
-        self.register_buffer("_scale", torch.tensor(scale))
-        return self
-
-    def objective(self, losses):
-        precision = self._scale * torch.exp(-self.log_vars)
-        return torch.dot(self.base_weights, precision * losses + 0.5 * self.log_vars)
-
-    def current_weights(self):
-        return (self.base_weights * self._scale * torch.exp(-self.log_vars)).detach()
+    def build(self, task_weights, task_types):
+        return _Uncertainty(task_weights, task_types)
 
 
 class DWA(LossWeighting):
@@ -144,22 +109,12 @@ class DWA(LossWeighting):
     """
 
     def __init__(self, temperature=2.0):
-        super().__init__()
         self.temperature = temperature
 
-    def setup(self, task_weights, task_types):
-        super().setup(task_weights, task_types)
-        self._history = []
-        return self
-
-    def end_epoch(self, epoch):
-        mean = super().end_epoch(epoch)
-        self._history = [*self._history[-1:], mean]
-        if len(self._history) == 2:
-            ratio = self._history[1] / self._history[0].clamp_min(1e-12)
-            relative = torch.softmax(ratio / self.temperature, dim=0) * len(ratio)
-            self.weights.copy_(self.base_weights * relative)
-        return mean
+    def build(self, task_weights, task_types):
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}.")
+        return _DWA(task_weights, task_types, self.temperature)
 
 
 class Decay(LossWeighting):
@@ -174,20 +129,10 @@ class Decay(LossWeighting):
     """
 
     def __init__(self, gamma=0.9):
-        super().__init__()
         self.gamma = gamma
 
-    def setup(self, task_weights, task_types):
-        super().setup(task_weights, task_types)
-        gamma = torch.as_tensor(self.gamma, dtype=torch.float32).expand(len(task_types))
-        if torch.any(gamma <= 0) or torch.any(gamma > 1):
-            raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}.")
-        self.register_buffer("_gamma", gamma.clone())
-        return self
-
-    def end_epoch(self, epoch):
-        self.weights.copy_(self.base_weights * self._gamma**epoch)
-        return super().end_epoch(epoch)
+    def build(self, task_weights, task_types):
+        return _Decay(task_weights, task_types, self.gamma)
 
 
 class GradNorm(LossWeighting):
@@ -208,37 +153,10 @@ class GradNorm(LossWeighting):
     """
 
     def __init__(self, alpha=1.5):
-        super().__init__()
         self.alpha = alpha
 
-    def setup(self, task_weights, task_types):
-        super().setup(task_weights, task_types)
-        self.learned_weights = nn.Parameter(torch.as_tensor(task_weights).float().clone())
-        self.register_buffer("_initial", torch.zeros(len(task_types)))
-        self._started = False
-        return self
-
-    def backward(self, losses, module):
-        self._accumulate(losses)
-        w = self.learned_weights
-        with torch.no_grad():  # keep the weights positive with a fixed total
-            w.clamp_(min=1e-3).mul_(self.base_weights.sum() / w.sum())
-            if not self._started:
-                self._initial.copy_(losses.detach())
-                self._started = True
-        shared = module.last_shared_layer()
-        norms = torch.stack(
-            [
-                torch.autograd.grad(w[t] * losses[t], shared, retain_graph=True, create_graph=True)[0].norm()
-                for t in range(len(losses))
-            ]
-        )
-        ratio = losses.detach() / self._initial.clamp_min(1e-12)
-        target = (norms.mean() * (ratio / ratio.mean()) ** self.alpha).detach()
-        (weight_grad,) = torch.autograd.grad((norms - target).abs().sum(), w, retain_graph=True)
-        torch.dot(w.detach(), losses).backward()
-        w.grad = weight_grad
-        self.weights.copy_(w.detach())
+    def build(self, task_weights, task_types):
+        return _GradNorm(task_weights, task_types, self.alpha)
 
 
 class PCGrad(LossWeighting):
@@ -251,6 +169,166 @@ class PCGrad(LossWeighting):
     get their task's gradient. Runs one backward pass per task.
     """
 
+    def build(self, task_weights, task_types):
+        return _PCGrad(task_weights, task_types)
+
+
+_NAMES = {
+    "uncertainty": Uncertainty,
+    "dwa": DWA,
+    "gradnorm": GradNorm,
+    "decay": Decay,
+    "pcgrad": PCGrad,
+}
+
+
+def make_weighting(spec):
+    """A strategy configuration from a name, an instance or None (fixed weights)."""
+    if spec is None:
+        return LossWeighting()
+    if isinstance(spec, str):
+        if spec not in _NAMES:
+            raise ValueError(
+                f"loss_weighting={spec!r} is not one of {sorted(_NAMES)} or a "
+                "sklearn_mmoe.weighting.LossWeighting instance."
+            )
+        return _NAMES[spec]()
+    if isinstance(spec, LossWeighting):
+        return spec
+    raise TypeError(
+        f"loss_weighting must be None, one of {sorted(_NAMES)} or a LossWeighting "
+        f"instance, got {spec!r}."
+    )
+
+
+# ------------------------------------------------------------- PyTorch side
+class _Fixed(nn.Module):
+    """Fixed weights; the base of the strategies' modules.
+
+    ``weights`` holds the weights of the current objective; ``backward``
+    computes one step's gradients; ``end_epoch`` is called after each epoch.
+    Everything a strategy learns or remembers is a parameter or a buffer, so
+    it travels with ``state_dict``.
+    """
+
+    def __init__(self, task_weights, task_types):
+        super().__init__()
+        task_weights = torch.as_tensor(task_weights, dtype=torch.float32)
+        self.register_buffer("base_weights", task_weights.clone())
+        self.register_buffer("weights", task_weights.clone())
+        self.task_types = list(task_types)
+        self._epoch_losses, self._steps = None, 0
+
+    def current_weights(self):
+        """The weights of the tasks' losses in the current objective."""
+        return self.weights
+
+    def objective(self, losses):
+        """The scalar whose gradient trains the network."""
+        return torch.dot(self.weights, losses)
+
+    def backward(self, losses, module):
+        """Set the gradients of one step from the per-task ``losses``."""
+        self._accumulate(losses)
+        self.objective(losses).backward()
+
+    def _accumulate(self, losses):
+        losses = losses.detach()
+        self._epoch_losses = losses if self._epoch_losses is None else self._epoch_losses + losses
+        self._steps += 1
+
+    def end_epoch(self, epoch):
+        """Called after each training epoch (numbered from 1); returns its mean losses."""
+        mean = (
+            self._epoch_losses / self._steps
+            if self._steps
+            else torch.zeros_like(self.base_weights)
+        )
+        self._epoch_losses, self._steps = None, 0
+        return mean
+
+
+class _Uncertainty(_Fixed):
+    def __init__(self, task_weights, task_types):
+        super().__init__(task_weights, task_types)
+        self.log_vars = nn.Parameter(torch.zeros(len(self.task_types)))
+        scale = [0.5 if kind == "regression" else 1.0 for kind in self.task_types]
+        self.register_buffer("_scale", torch.tensor(scale))
+
+    def current_weights(self):
+        return (self.base_weights * self._scale * torch.exp(-self.log_vars)).detach()
+
+    def objective(self, losses):
+        precision = self._scale * torch.exp(-self.log_vars)
+        return torch.dot(self.base_weights, precision * losses + 0.5 * self.log_vars)
+
+
+class _DWA(_Fixed):
+    def __init__(self, task_weights, task_types, temperature):
+        super().__init__(task_weights, task_types)
+        self.temperature = temperature
+        # mean losses of the last two epochs, and how many of them are known
+        self.register_buffer("_history", torch.zeros(2, len(self.task_types)))
+        self.register_buffer("_known", torch.zeros((), dtype=torch.long))
+
+    def end_epoch(self, epoch):
+        mean = super().end_epoch(epoch)
+        self._history.copy_(torch.stack([self._history[1], mean]))
+        self._known.add_(1)
+        if self._known >= 2:
+            ratio = self._history[1] / self._history[0].clamp_min(1e-12)
+            relative = torch.softmax(ratio / self.temperature, dim=0) * len(ratio)
+            self.weights.copy_(self.base_weights * relative)
+        return mean
+
+
+class _Decay(_Fixed):
+    def __init__(self, task_weights, task_types, gamma):
+        super().__init__(task_weights, task_types)
+        gamma_ = torch.as_tensor(gamma, dtype=torch.float32).expand(len(self.task_types))
+        if torch.any(gamma_ <= 0) or torch.any(gamma_ > 1):
+            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}.")
+        self.register_buffer("_gamma", gamma_.clone())
+
+    def end_epoch(self, epoch):
+        self.weights.copy_(self.base_weights * self._gamma**epoch)
+        return super().end_epoch(epoch)
+
+
+class _GradNorm(_Fixed):
+    def __init__(self, task_weights, task_types, alpha):
+        super().__init__(task_weights, task_types)
+        self.alpha = alpha
+        self.learned_weights = nn.Parameter(self.base_weights.clone())
+        self.register_buffer("_initial", torch.zeros(len(self.task_types)))
+        self.register_buffer("_started", torch.zeros((), dtype=torch.bool))
+
+    def backward(self, losses, module):
+        self._accumulate(losses)
+        w = self.learned_weights
+        with torch.no_grad():  # keep the weights positive with a fixed total
+            w.clamp_(min=1e-3).mul_(self.base_weights.sum() / w.sum())
+            if not self._started:
+                self._initial.copy_(losses.detach())
+                self._started.fill_(True)
+        shared = module.last_shared_layer()
+        norms = torch.stack(
+            [
+                torch.autograd.grad(
+                    w[t] * losses[t], shared, retain_graph=True, create_graph=True
+                )[0].norm()
+                for t in range(len(losses))
+            ]
+        )
+        ratio = losses.detach() / self._initial.clamp_min(1e-12)
+        target = (norms.mean() * (ratio / ratio.mean()) ** self.alpha).detach()
+        (weight_grad,) = torch.autograd.grad((norms - target).abs().sum(), w, retain_graph=True)
+        torch.dot(w.detach(), losses).backward()
+        w.grad = weight_grad
+        self.weights.copy_(w.detach())
+
+
+class _PCGrad(_Fixed):
     def backward(self, losses, module):
         self._accumulate(losses)
         shared = [p for p in module.shared_parameters() if p.requires_grad]
@@ -260,12 +338,16 @@ class PCGrad(LossWeighting):
         task_grads = []
         for t in range(n_tasks):
             grads = torch.autograd.grad(
-                self.weights[t] * losses[t], shared + own,
-                retain_graph=t < n_tasks - 1, allow_unused=True,
+                self.weights[t] * losses[t],
+                shared + own,
+                retain_graph=t < n_tasks - 1,
+                allow_unused=True,
             )
             grads = [torch.zeros_like(p) if g is None else g for p, g in zip(shared + own, grads)]
             task_grads.append(grads)
-        flat = torch.stack([torch.cat([g.reshape(-1) for g in grads[: len(shared)]]) for grads in task_grads])
+        flat = torch.stack(
+            [torch.cat([g.reshape(-1) for g in grads[: len(shared)]]) for grads in task_grads]
+        )
         projected = project_conflicting(flat)
         offset = 0
         for p in shared:
@@ -291,31 +373,3 @@ def project_conflicting(grads, generator=None):
             if dot < 0:
                 projected[i] -= dot / grads[j].square().sum().clamp_min(1e-20) * grads[j]
     return projected.sum(0)
-
-
-_NAMES = {
-    "uncertainty": Uncertainty,
-    "dwa": DWA,
-    "gradnorm": GradNorm,
-    "decay": Decay,
-    "pcgrad": PCGrad,
-}
-
-
-def make_weighting(spec):
-    """A fresh strategy from a name, an instance (copied) or None (fixed weights)."""
-    if spec is None:
-        return LossWeighting()
-    if isinstance(spec, str):
-        if spec not in _NAMES:
-            raise ValueError(
-                f"loss_weighting={spec!r} is not one of {sorted(_NAMES)} or a "
-                "sklearn_mmoe.weighting.LossWeighting instance."
-            )
-        return _NAMES[spec]()
-    if isinstance(spec, LossWeighting):
-        return copy.deepcopy(spec)
-    raise TypeError(
-        f"loss_weighting must be None, one of {sorted(_NAMES)} or a LossWeighting "
-        f"instance, got {spec!r}."
-    )

@@ -37,7 +37,7 @@ def test_uncertainty_learns_a_larger_variance_for_the_noisy_task():
 
 
 def test_dwa_follows_its_formula():
-    dwa = DWA(temperature=2.0).setup([1.0, 1.0], ["regression", "regression"])
+    dwa = DWA(temperature=2.0).build([1.0, 1.0], ["regression", "regression"])
     for losses in ([1.0, 1.0], [0.5, 1.0]):  # task 0 halves, task 1 stalls
         dwa._accumulate(torch.tensor(losses))
         dwa.end_epoch(1)
@@ -145,8 +145,8 @@ def test_strategies_are_parameters_like_any_other():
     X, Y = _two_tasks(n=300)
     strategy = Uncertainty()
     model = MMoERegressor(loss_weighting=strategy, max_epochs=2, random_state=0).fit(X, Y)
-    assert model.net_.criterion_.weighting is not strategy  # the parameter is copied
-    assert not hasattr(strategy, "weights")
+    assert model.net_.criterion_.weighting is not strategy  # the module is built from it
+    assert vars(strategy) == {}  # and the configuration is left untouched
     with pytest.raises(InvalidParameterError, match="loss_weighting"):
         MMoERegressor(loss_weighting="softmax").fit(X, Y)
     assert repr(PCGrad()) == "PCGrad()" and "temperature=2.0" in repr(DWA())

@@ -1,0 +1,271 @@
+"""Faults during training, continued training, persistence, determinism, threads."""
+
+import pickle
+import subprocess
+import sys
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from sklearn_mmoe import (
+    ESMMClassifier,
+    MMoEClassifier,
+    MultiTaskEstimator,
+    PLERegressor,
+    SharedBottomRegressor,
+)
+from sklearn_mmoe._version import __version__
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data(n=300, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, 5))
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0]).astype(float)
+    Y[::4, 1] = np.nan
+    return X, Y
+
+
+def _model(**params):
+    # dropout: so that the tests also cover the per-epoch seeding of dropout;
+    # n_iter_no_change large: no convergence stop within these short fits.
+    params = {"n_experts": 3, "expert_hidden_sizes": (8,), "dropout": 0.2, "batch_size": 64,
+              "n_iter_no_change": 100, "random_state": 0, **params}
+    return MMoEClassifier(**params)
+
+
+def _same(a, b):
+    return all(np.array_equal(p, q) for p, q in zip(a.predict_proba(X_), b.predict_proba(X_)))
+
+
+X_, Y_ = _data()
+
+
+class _At(Callback):
+    """Run ``action(net)`` at the end of epoch ``epoch`` (or after a batch of it)."""
+
+    def __init__(self, epoch, action, after_batches=None):
+        self.epoch, self.action, self.after_batches = epoch, action, after_batches
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and self.after_batches and len(net.history) == self.epoch:
+            if len(net.history[-1]["batches"]) == self.after_batches:
+                self.action(net)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.after_batches is None and len(net.history) == self.epoch:
+            self.action(net)
+
+
+def _poison(net):
+    with torch.no_grad():
+        next(net.module_.parameters()).fill_(float("nan"))
+
+
+def _interrupt(net):
+    raise KeyboardInterrupt
+
+
+# ------------------------------------------------------- faults in training
+def test_nan_loss_raises_naming_the_epoch_and_leaves_no_fitted_model():
+    model = _model(max_epochs=6, callbacks=[("poison", _At(3, _poison))])
+    with pytest.raises(FloatingPointError, match="train_loss is nan at epoch 4"):
+        model.fit(X_, Y_)
+    assert not hasattr(model, "net_")
+    fitted = _model(max_epochs=2).fit(X_, Y_)
+    before = fitted.predict_proba(X_)
+    with pytest.raises(FloatingPointError):
+        fitted.set_params(max_epochs=6, callbacks=[("poison", _At(3, _poison))]).fit(X_, Y_)
+    assert all(np.array_equal(p, q) for p, q in zip(before, fitted.predict_proba(X_)))
+
+
+def test_nan_loss_restore_keeps_the_last_finite_weights():
+    model = _model(max_epochs=6, nan_loss="restore", callbacks=[("poison", _At(3, _poison))])
+    with pytest.warns(RuntimeWarning, match="not finite at epoch 4.*weights of epoch 3"):
+        model.fit(X_, Y_)
+    # exactly the model of an uninterrupted 3-epoch fit
+    assert _same(model, _model(max_epochs=3).fit(X_, Y_))
+    assert all(np.all(np.isfinite(p)) for p in model.predict_proba(X_))
+
+
+def test_keyboard_interrupt_keeps_a_usable_model():
+    model = _model(max_epochs=8, callbacks=[("stop", _At(3, _interrupt))])
+    with pytest.warns(UserWarning, match="interrupted after 3 epochs"):
+        model.fit(X_, Y_)
+    assert model.n_iter_ == 3 and len(model.loss_curve_) == 3
+    assert _same(model, _model(max_epochs=3).fit(X_, Y_))
+    # within an epoch: the epoch cut short is not counted, its updates are kept
+    mid = _model(max_epochs=8, callbacks=[("stop", _At(2, _interrupt, after_batches=2))])
+    with pytest.warns(UserWarning, match="interrupted after 1 epochs"):
+        mid.fit(X_, Y_)
+    assert mid.n_iter_ == 1
+    assert not _same(mid, _model(max_epochs=1).fit(X_, Y_))
+    assert all(np.all(np.isfinite(p)) for p in mid.predict_proba(X_))
+
+
+# ------------------------------------------------------ continued training
+def test_warm_start_continues_to_the_uninterrupted_weights():
+    full = _model(max_epochs=5).fit(X_, Y_)
+    first = _model(max_epochs=3).fit(X_, Y_)
+    first.set_params(warm_start=True, max_epochs=2).fit(X_, Y_)
+    assert first.n_iter_ == 5
+    assert _same(first, full)
+    assert first.loss_curve_ == full.loss_curve_
+
+
+def test_a_saved_model_resumes_to_the_uninterrupted_weights(tmp_path):
+    # A checkpoint: fit part of the epochs, save, load elsewhere, continue.
+    # (Without early stopping: it restores each fit's best epoch, so a fit
+    # resumed from those weights takes another path.)
+    full = _model(max_epochs=5).fit(X_, Y_)
+    part = _model(max_epochs=2).fit(X_, Y_)
+    (tmp_path / "checkpoint.pkl").write_bytes(pickle.dumps(part))
+    resumed = pickle.loads((tmp_path / "checkpoint.pkl").read_bytes())
+    resumed.set_params(warm_start=True, max_epochs=3).fit(X_, Y_)
+    assert _same(resumed, full)
+
+
+def test_partial_fit_epochs_equal_fit_epochs():
+    model = _model()
+    for _ in range(3):
+        model.partial_fit(X_, Y_)
+    assert model.n_iter_ == 3
+    assert _same(model, _model(max_epochs=3).fit(X_, Y_))
+
+
+def test_partial_fit_classes_and_unseen_labels():
+    X, Y = _data()
+    first = Y[:, 0] == 0  # the first chunk has a single class in task 0
+    model = _model()
+    with pytest.raises(ValueError, match="only one class"):
+        _model().partial_fit(X[first], Y[first])
+    model.partial_fit(X[first], Y[first], classes=[[0.0, 1.0], [0.0, 1.0]])
+    model.partial_fit(X[~first], Y[~first])
+    assert [list(c) for c in model.classes_] == [[0.0, 1.0], [0.0, 1.0]]
+    bad = Y.copy()
+    bad[0, 0] = 2.0
+    with pytest.raises(ValueError, match=r"labels \[2.0\] that are not among its classes"):
+        model.partial_fit(X, bad)
+    with pytest.raises(ValueError, match="fitted on 2 tasks"):
+        model.partial_fit(X, Y[:, 0])
+    with pytest.raises(ValueError, match="X has 4 features"):
+        model.partial_fit(X[:, :4], Y)
+    reg = SharedBottomRegressor(max_epochs=1, random_state=0)
+    with pytest.raises(ValueError, match="regression task"):
+        reg.partial_fit(X, X[:, :2], classes=[[0, 1], None])
+    # regression scaling is fixed by the first call
+    reg.partial_fit(X, X[:, :2])
+    scale = [t.scale for t in reg._tasks]
+    reg.partial_fit(X, 10 * X[:, :2])
+    assert [t.scale for t in reg._tasks] == scale
+
+
+# --------------------------------------------------------------- persistence
+def test_model_fitted_on_a_gpu_loads_on_the_cpu():
+    # Simulated: the saved state says "cuda" (what a GPU fit stores); here,
+    # without CUDA, it loads on the CPU (torch's map_location) with a warning.
+    model = _model(max_epochs=2).fit(X_, Y_)
+    state = model.__getstate__()
+    state["_net_state"]["device"] = "cuda:0"
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available: the mapping to CPU is not exercised")
+    loaded = MMoEClassifier.__new__(MMoEClassifier)
+    with pytest.warns(UserWarning, match="fitted on cuda:0.*loading it on the CPU"):
+        loaded.__setstate__(state)
+    assert loaded.net_.device == torch.device("cpu")
+    assert _same(loaded, model)
+
+
+def test_pickled_state_holds_no_torch_objects():
+    model = PLERegressor(n_levels=2, max_epochs=2, loss_weighting="uncertainty", random_state=0)
+    model.fit(X_, X_[:, :2])
+
+    def walk(obj):
+        assert not isinstance(obj, (torch.Tensor, torch.nn.Module, torch.optim.Optimizer)), type(obj)
+        if isinstance(obj, dict):
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                walk(v)
+
+    walk(model.__getstate__())
+    restored = pickle.loads(pickle.dumps(model))
+    assert np.array_equal(restored.predict(X_), model.predict(X_))
+    # the learned uncertainty weights travel with the model
+    torch.testing.assert_close(
+        restored.net_.criterion_.weighting.log_vars, model.net_.criterion_.weighting.log_vars
+    )
+
+
+def test_loading_a_model_from_another_version_warns():
+    model = _model(max_epochs=1).fit(X_, Y_)
+    state = model.__getstate__()
+    state["_sklearn_mmoe_version"] = "0.0.1"
+    loaded = MMoEClassifier.__new__(MMoEClassifier)
+    with pytest.warns(UserWarning, match=f"saved with sklearn-mmoe 0.0.1 and is loaded with {__version__}"):
+        loaded.__setstate__(state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pickle.loads(pickle.dumps(model))  # same version: no warning
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        _model(max_epochs=2),
+        ESMMClassifier(max_epochs=2, random_state=0),
+        MultiTaskEstimator(architecture="ple", loss_weighting="dwa", max_epochs=2, random_state=0),
+    ],
+    ids=["mmoe", "esmm", "multitask-ple"],
+)
+def test_skops_round_trip_trusting_only_sklearn_mmoe_types(model, tmp_path):
+    sio = pytest.importorskip("skops.io")
+    Y = Y_.copy()
+    if isinstance(model, ESMMClassifier):
+        Y[Y[:, 0] == 0, 1] = np.nan
+    model.fit(X_, Y)
+    path = tmp_path / "model.skops"
+    sio.dump(model, path)
+    untrusted = sio.get_untrusted_types(file=path)
+    assert all(name.startswith("sklearn_mmoe.") for name in untrusted), untrusted
+    loaded = sio.load(path, trusted=untrusted)
+    for a, b in zip(model.predict_proba(X_), loaded.predict_proba(X_)):
+        assert np.array_equal(a, b)
+
+
+# ------------------------------------------------ determinism and threads
+def test_same_seed_is_bit_identical_across_processes(tmp_path):
+    model = _model(max_epochs=3).fit(X_, Y_)
+    np.save(tmp_path / "X.npy", X_)
+    np.save(tmp_path / "Y.npy", Y_)
+    script = f"""
+import numpy as np, warnings
+warnings.simplefilter("ignore")
+from sklearn_mmoe import MMoEClassifier
+X, Y = np.load(r"{tmp_path / 'X.npy'}"), np.load(r"{tmp_path / 'Y.npy'}")
+m = MMoEClassifier(n_experts=3, expert_hidden_sizes=(8,), dropout=0.2, batch_size=64,
+                   n_iter_no_change=100, random_state=0, max_epochs=3).fit(X, Y)
+np.save(r"{tmp_path / 'p.npy'}", np.stack(m.predict_proba(X)))
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=REPO)
+    other = np.load(tmp_path / "p.npy")
+    assert np.array_equal(other, np.stack(model.predict_proba(X_)))
+
+
+def test_concurrent_predict_proba_matches_serial():
+    model = _model(max_epochs=2).fit(X_, Y_)
+    chunks = [X_[i::7] for i in range(7)] * 4
+    serial = [model.predict_proba(c) for c in chunks]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = list(pool.map(model.predict_proba, chunks))
+    for s, p in zip(serial, parallel):
+        for a, b in zip(s, p):
+            assert np.array_equal(a, b)
