@@ -720,8 +720,10 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             return y
         Y = np.array(y, dtype=object)
         for child, parent in parents.items():
-            label = self._tasks[parent].classes[1]
-            positive = np.array([not pd.isna(v) and v == label for v in Y[:, parent]], dtype=bool)
+            column = Y[:, parent]
+            observed = ~np.asarray(pd.isna(column), dtype=bool)
+            positive = np.zeros(len(column), dtype=bool)
+            positive[observed] = column[observed] == self._tasks[parent].classes[1]
             Y[~positive, child] = None
         return Y
 

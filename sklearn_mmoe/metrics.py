@@ -974,6 +974,13 @@ class _MultitaskScorer:
             else:
                 tasks = np.arange(n_tasks)
 
+        # A conditional task (ESMM's conversion) is scored where its parent is
+        # positive, as the estimator's own score does, whether the user coded
+        # the other rows as missing or as 0.
+        final = estimator[-1] if hasattr(estimator, "steps") else estimator
+        if hasattr(final, "_scoring_view"):
+            y_true = final._scoring_view(y_true)
+            cols, _ = _y_true_columns(y_true)
         y_pred = getattr(estimator, self._response_method)(X)
         classes = None
         if self._kind == "proba":

@@ -161,3 +161,19 @@ def test_mmoe_classifier_has_no_conditional_tasks():
     # Conditional tasks are a MultiTaskEstimator option (any architecture).
     assert "conditional_tasks" not in MMoEClassifier().get_params()
     assert "conditional_tasks" in MultiTaskEstimator().get_params()
+
+
+def test_scorers_score_the_conditional_task_on_parent_rows_like_score():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sklearn_mmoe.metrics import make_multitask_scorer
+
+    X, Y = _clicks(n=1500)
+    Y0 = Y.copy()
+    Y0[Y[:, 0] == 0, 1] = 0  # non-clicks coded 0 instead of NaN
+    pipe = make_pipeline(StandardScaler(), ESMMClassifier(max_epochs=3, random_state=0)).fit(X, Y)
+    for metric in ("roc_auc", "accuracy", "neg_log_loss"):
+        scorer = make_multitask_scorer(metric, multioutput="raw_values")
+        assert scorer(pipe, X, Y0) == scorer(pipe, X, Y)
+    assert pipe.score(X, Y0) == pipe.score(X, Y)
