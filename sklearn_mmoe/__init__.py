@@ -9,6 +9,10 @@ and is left out of that task's loss. The PyTorch networks they train live in
 from ._estimators import (
     CGCClassifier,
     CGCRegressor,
+    CrossStitchClassifier,
+    CrossStitchRegressor,
+    L2ConstrainedClassifier,
+    L2ConstrainedRegressor,
     MMoEClassifier,
     MMoERegressor,
     OMoEClassifier,
@@ -17,6 +21,10 @@ from ._estimators import (
     PLERegressor,
     SharedBottomClassifier,
     SharedBottomRegressor,
+    SingleTaskClassifier,
+    SingleTaskRegressor,
+    TensorFactorizationClassifier,
+    TensorFactorizationRegressor,
 )
 from ._multitask import ESMMClassifier, MultiTaskEstimator
 from ._version import __version__
@@ -24,6 +32,14 @@ from ._version import __version__
 __all__ = [
     "CGCClassifier",
     "CGCRegressor",
+    "CrossStitchClassifier",
+    "CrossStitchRegressor",
+    "L2ConstrainedClassifier",
+    "L2ConstrainedRegressor",
+    "SingleTaskClassifier",
+    "SingleTaskRegressor",
+    "TensorFactorizationClassifier",
+    "TensorFactorizationRegressor",
     "ESMMClassifier",
     "MultiTaskEstimator",
     "PLEClassifier",

@@ -112,6 +112,9 @@ class _TrainingNet(NeuralNet):
         y_pred = self.infer(X, **fit_params)
         losses = self.criterion_.per_task(y_pred, target, weight)
         self.criterion_.weighting.backward(losses, self.module_)
+        penalty = self.module_.penalty()
+        if penalty is not None:  # e.g. L2-Constrained's coupling; its gradient adds up
+            penalty.backward()
         return {"loss": torch.dot(losses.detach(), self.criterion_.task_weights), "y_pred": y_pred}
 
 

@@ -21,6 +21,15 @@ PARAMS = {
     Experts of each task, at each level.""",
     "n_levels": """n_levels : int, default=2
     Number of extraction levels (``n_levels=1`` is CGC).""",
+    "hidden_sizes": """hidden_sizes : int or sequence of int, default=(64, 16)
+    Hidden layer widths of each task's network (each followed by the
+    activation); a linear output layer per task follows.""",
+    "coupling": """coupling : float, default=0.01
+    Strength of the L2 penalty tying the tasks' hidden-layer parameters to
+    their mean (0: independent networks).""",
+    "rank": """rank : int, default=8
+    Tucker rank of each hidden layer's task-weight tensor, in each mode
+    (capped by the mode's size).""",
     "bottom_hidden_sizes": """bottom_hidden_sizes : int or sequence of int, default=(128,)
     Layer widths of the bottom MLP shared by all tasks.""",
     "tower_hidden_sizes": """tower_hidden_sizes : int or sequence of int, default=(16,)

@@ -8,7 +8,7 @@ estimators (``MMoEClassifier``, ...) and the generic ``MultiTaskEstimator``
 Everything else lives in :mod:`sklearn_mmoe._base`.
 """
 
-from numbers import Integral
+from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval
 
@@ -20,7 +20,16 @@ from ._base import (
     _MultiTaskRegressorMixin,
 )
 from ._docs import build_docstring
-from .nn import PLE, MMoE, OMoE, SharedBottom
+from .nn import (
+    PLE,
+    CrossStitch,
+    L2Constrained,
+    MMoE,
+    OMoE,
+    SharedBottom,
+    SingleTask,
+    TensorFactorization,
+)
 
 __all__ = [
     "SharedBottomClassifier",
@@ -33,6 +42,14 @@ __all__ = [
     "CGCRegressor",
     "PLEClassifier",
     "PLERegressor",
+    "SingleTaskClassifier",
+    "SingleTaskRegressor",
+    "L2ConstrainedClassifier",
+    "L2ConstrainedRegressor",
+    "CrossStitchClassifier",
+    "CrossStitchRegressor",
+    "TensorFactorizationClassifier",
+    "TensorFactorizationRegressor",
 ]
 
 _COUNT = [Interval(Integral, 0, None, closed="left")]
@@ -90,6 +107,11 @@ def _ple_kwargs(est, n_levels):
     )
 
 
+def _task_networks_kwargs(est, **extra):
+    sizes = _check_sizes(est.hidden_sizes, "hidden_sizes", allow_empty=False)
+    return dict(hidden_sizes=sizes, activation=est.activation, dropout=est.dropout, **extra)
+
+
 #: architecture name -> (module class, estimator -> module keyword arguments)
 ARCHITECTURES = {
     "shared_bottom": (SharedBottom, _shared_bottom_kwargs),
@@ -97,6 +119,12 @@ ARCHITECTURES = {
     "mmoe": (MMoE, _moe_kwargs),
     "cgc": (PLE, lambda est: _ple_kwargs(est, n_levels=1)),
     "ple": (PLE, lambda est: _ple_kwargs(est, n_levels=est.n_levels)),
+    "single_task": (SingleTask, _task_networks_kwargs),
+    "l2_constrained": (L2Constrained, lambda est: _task_networks_kwargs(est, coupling=est.coupling)),
+    "cross_stitch": (CrossStitch, _task_networks_kwargs),
+    "tensor_factorization": (
+        TensorFactorization, lambda est: _task_networks_kwargs(est, rank=est.rank)
+    ),
 }
 
 
@@ -124,6 +152,9 @@ _CGC_PARAMS = [
     "tower_hidden_sizes", "top_k",
 ]
 _PLE_PARAMS = ["n_levels", *_CGC_PARAMS]
+_TASK_NETWORK_PARAMS = ["hidden_sizes"]
+_L2_PARAMS = ["hidden_sizes", "coupling"]
+_TF_PARAMS = ["hidden_sizes", "rank"]
 
 _ARCH_CONSTRAINTS = {
     "bottom_hidden_sizes": _SIZES,
@@ -135,6 +166,9 @@ _ARCH_CONSTRAINTS = {
     "n_task_experts": _COUNT,
     "n_levels": _POSITIVE,
     "top_k": [Interval(Integral, 1, None, closed="left"), None],
+    "hidden_sizes": _SIZES,
+    "coupling": [Interval(Real, 0, None, closed="left")],
+    "rank": _POSITIVE,
 }
 
 
@@ -381,6 +415,166 @@ class _PLEBase(_Architecture):
         self.verbose = verbose
 
 
+class _SingleTaskBase(_Architecture):
+    _architecture = "single_task"
+    _parameter_constraints = _constraints(_TASK_NETWORK_PARAMS)
+
+    def __init__(
+        self,
+        *,
+        hidden_sizes=(64, 16),
+        activation="relu",
+        dropout=0.0,
+        optimizer="adam",
+        optimizer_kwargs=None,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        batch_size=256,
+        max_epochs=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        task_weights=None,
+        loss_weighting=None,
+        callbacks=None,
+        warm_start=False,
+        nan_loss="raise",
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.hidden_sizes = hidden_sizes
+        self.activation = activation
+        self.dropout = dropout
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.task_weights = task_weights
+        self.loss_weighting = loss_weighting
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.nan_loss = nan_loss
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+
+class _L2ConstrainedBase(_Architecture):
+    _architecture = "l2_constrained"
+    _parameter_constraints = _constraints(_L2_PARAMS)
+
+    def __init__(
+        self,
+        *,
+        hidden_sizes=(64, 16),
+        coupling=0.01,
+        activation="relu",
+        dropout=0.0,
+        optimizer="adam",
+        optimizer_kwargs=None,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        batch_size=256,
+        max_epochs=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        task_weights=None,
+        loss_weighting=None,
+        callbacks=None,
+        warm_start=False,
+        nan_loss="raise",
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.hidden_sizes = hidden_sizes
+        self.coupling = coupling
+        self.activation = activation
+        self.dropout = dropout
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.task_weights = task_weights
+        self.loss_weighting = loss_weighting
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.nan_loss = nan_loss
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+
+class _TensorFactorizationBase(_Architecture):
+    _architecture = "tensor_factorization"
+    _parameter_constraints = _constraints(_TF_PARAMS)
+
+    def __init__(
+        self,
+        *,
+        hidden_sizes=(64, 16),
+        rank=8,
+        activation="relu",
+        dropout=0.0,
+        optimizer="adam",
+        optimizer_kwargs=None,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        batch_size=256,
+        max_epochs=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        task_weights=None,
+        loss_weighting=None,
+        callbacks=None,
+        warm_start=False,
+        nan_loss="raise",
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.hidden_sizes = hidden_sizes
+        self.rank = rank
+        self.activation = activation
+        self.dropout = dropout
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.task_weights = task_weights
+        self.loss_weighting = loss_weighting
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.nan_loss = nan_loss
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+
 # ----------------------------------------------------------------- docs
 _DESCRIPTIONS = {
     "shared_bottom": (
@@ -408,6 +602,30 @@ one batched matrix product.""",
 and task-specific experts; each task's gate mixes its own experts and the
 shared ones. One level of :class:`PLEClassifier` (same implementation).""",
     ),
+    "single_task": (
+        "Single-Task",
+        """Single-Task baseline: one independent MLP per task, nothing shared (the
+tasks' networks are evaluated together, one matrix product per layer).""",
+    ),
+    "l2_constrained": (
+        "L2-Constrained",
+        """L2-Constrained baseline (Duong et al., ACL 2015; the MMoE paper's
+baseline): one network per task, with ``coupling`` times the squared
+distance of each hidden layer's task parameters from their mean added to the
+training objective (soft parameter sharing).""",
+    ),
+    "cross_stitch": (
+        "Cross-Stitch",
+        """Cross-Stitch networks (Misra et al., CVPR 2016; a baseline of the MMoE
+paper): one network column per task, whose activations are mixed across
+tasks after every hidden layer by a learned cross-stitch matrix.""",
+    ),
+    "tensor_factorization": (
+        "Tensor-Factorization",
+        """Tensor-Factorization baseline (Yang and Hospedales, ICLR 2017; a baseline of
+the MMoE paper): each hidden layer's task-specific weights are a Tucker
+decomposition with factors shared by the tasks; output layers are per task.""",
+    ),
     "ple": (
         "Progressive Layered Extraction",
         """Progressive Layered Extraction (PLE, Tang et al., RecSys 2020): ``n_levels``
@@ -418,12 +636,17 @@ experts (progressive separation routing). Each task's tower reads its last
 level's representation.""",
     ),
 }
-_PARAMS = {
+#: architecture name -> the estimator parameters its module uses
+ARCHITECTURE_PARAMS = {
     "shared_bottom": _SB_PARAMS,
     "omoe": _MOE_PARAMS,
     "mmoe": _MOE_PARAMS,
     "cgc": _CGC_PARAMS,
     "ple": _PLE_PARAMS,
+    "single_task": _TASK_NETWORK_PARAMS,
+    "l2_constrained": _L2_PARAMS,
+    "cross_stitch": _TASK_NETWORK_PARAMS,
+    "tensor_factorization": _TF_PARAMS,
 }
 _EXAMPLE_ARGS = {
     "shared_bottom": "",
@@ -431,6 +654,10 @@ _EXAMPLE_ARGS = {
     "mmoe": "n_experts=4, ",
     "cgc": "n_shared_experts=2, ",
     "ple": "n_levels=2, ",
+    "single_task": "",
+    "l2_constrained": "coupling=0.1, ",
+    "cross_stitch": "",
+    "tensor_factorization": "rank=4, ",
 }
 _SEE_ALSO = {
     "shared_bottom": "MMoE{kind} : One gate per task over shared experts.",
@@ -439,6 +666,10 @@ _SEE_ALSO = {
     "SharedBottom{kind} : One shared MLP, no experts.",
     "cgc": "PLE{kind} : Several levels with progressive separation routing.",
     "ple": "CGC{kind} : One level (n_levels=1).\nMMoE{kind} : Shared experts only.",
+    "single_task": "L2Constrained{kind} : The same networks, softly tied.",
+    "l2_constrained": "SingleTask{kind} : No tie (coupling=0).",
+    "cross_stitch": "SingleTask{kind} : No mixing between the columns.",
+    "tensor_factorization": "SingleTask{kind} : Unfactorised task weights.",
 }
 
 _CLASSIFIER_EXAMPLE = """>>> import numpy as np
@@ -476,14 +707,18 @@ def _doc(architecture, kind):
         f"{title} multi-task {kind.lower()}.",
         description,
         kind.lower(),
-        _PARAMS[architecture],
+        ARCHITECTURE_PARAMS[architecture],
         example.format(name=name, args=_EXAMPLE_ARGS[architecture]),
         _SEE_ALSO[architecture].format(kind=kind),
     )
 
 
 def type_name(architecture, kind):
-    prefix = {"shared_bottom": "SharedBottom", "omoe": "OMoE", "mmoe": "MMoE", "cgc": "CGC", "ple": "PLE"}
+    prefix = {
+        "shared_bottom": "SharedBottom", "omoe": "OMoE", "mmoe": "MMoE", "cgc": "CGC",
+        "ple": "PLE", "single_task": "SingleTask", "l2_constrained": "L2Constrained",
+        "cross_stitch": "CrossStitch", "tensor_factorization": "TensorFactorization",
+    }
     return prefix[architecture] + kind
 
 
@@ -529,3 +764,37 @@ class PLEClassifier(_MultiTaskClassifierMixin, _PLEBase):
 
 class PLERegressor(_MultiTaskRegressorMixin, _PLEBase):
     __doc__ = _doc("ple", "Regressor")
+
+
+class SingleTaskClassifier(_MultiTaskClassifierMixin, _SingleTaskBase):
+    __doc__ = _doc("single_task", "Classifier")
+
+
+class SingleTaskRegressor(_MultiTaskRegressorMixin, _SingleTaskBase):
+    __doc__ = _doc("single_task", "Regressor")
+
+
+class L2ConstrainedClassifier(_MultiTaskClassifierMixin, _L2ConstrainedBase):
+    __doc__ = _doc("l2_constrained", "Classifier")
+
+
+class L2ConstrainedRegressor(_MultiTaskRegressorMixin, _L2ConstrainedBase):
+    __doc__ = _doc("l2_constrained", "Regressor")
+
+
+class CrossStitchClassifier(_MultiTaskClassifierMixin, _SingleTaskBase):
+    _architecture = "cross_stitch"
+    __doc__ = _doc("cross_stitch", "Classifier")
+
+
+class CrossStitchRegressor(_MultiTaskRegressorMixin, _SingleTaskBase):
+    _architecture = "cross_stitch"
+    __doc__ = _doc("cross_stitch", "Regressor")
+
+
+class TensorFactorizationClassifier(_MultiTaskClassifierMixin, _TensorFactorizationBase):
+    __doc__ = _doc("tensor_factorization", "Classifier")
+
+
+class TensorFactorizationRegressor(_MultiTaskRegressorMixin, _TensorFactorizationBase):
+    __doc__ = _doc("tensor_factorization", "Regressor")

@@ -15,10 +15,8 @@ from sklearn.utils.multiclass import type_of_target
 from ._base import _MultiTaskClassifierMixin
 from ._docs import PARAMS, build_docstring
 from ._estimators import (
-    _CGC_PARAMS,
-    _MOE_PARAMS,
-    _PLE_PARAMS,
     _SB_PARAMS,
+    ARCHITECTURE_PARAMS,
     ARCHITECTURES,
     _Architecture,
     _constraints,
@@ -59,23 +57,18 @@ class _JointProbaMixin:
         return outputs
 
 
-_ALL_PARAMS = [
-    "n_experts", "n_shared_experts", "n_task_experts", "n_levels", "bottom_hidden_sizes",
-    "expert_hidden_sizes", "gate_hidden_sizes", "tower_hidden_sizes", "top_k",
-]
+# Every architecture parameter, in first-use order, and which architectures use it.
+_ALL_PARAMS = list(dict.fromkeys(p for names in ARCHITECTURE_PARAMS.values() for p in names))
 _USED_BY = {
-    p: sorted(a for a, names in [
-        ("shared_bottom", _SB_PARAMS), ("omoe", _MOE_PARAMS), ("mmoe", _MOE_PARAMS),
-        ("cgc", _CGC_PARAMS), ("ple", _PLE_PARAMS),
-    ] if p in names)
-    for p in _ALL_PARAMS
+    p: [a for a, names in ARCHITECTURE_PARAMS.items() if p in names] for p in _ALL_PARAMS
 }
 
 
-_ARCHITECTURE_PARAM = """architecture : {"shared_bottom", "omoe", "mmoe", "cgc", "ple"}, default="mmoe"
-    The network: Shared-Bottom, OMoE, MMoE, CGC or PLE (see the
-    per-architecture estimators). Parameters that the architecture does not
-    use are ignored."""
+_ARCHITECTURE_PARAM = """architecture : {"shared_bottom", "omoe", "mmoe", "cgc", "ple", "single_task", \
+"l2_constrained", "cross_stitch", "tensor_factorization"}, default="mmoe"
+    The network: Shared-Bottom, OMoE, MMoE, CGC, PLE, or one of the MMoE
+    paper's baselines (see the per-architecture estimators). Parameters that
+    the architecture does not use are ignored."""
 
 _TASK_TYPES_PARAM = """task_types : list of {"classification", "regression"}, default=None
     Kind of each task (column of y). None infers it per column: continuous
@@ -155,6 +148,9 @@ and R^2 (regression) on observed labels.""",
         gate_hidden_sizes=(),
         tower_hidden_sizes=(16,),
         top_k=None,
+        hidden_sizes=(64, 16),
+        coupling=0.01,
+        rank=8,
         activation="relu",
         dropout=0.0,
         optimizer="adam",
@@ -188,6 +184,9 @@ and R^2 (regression) on observed labels.""",
         self.gate_hidden_sizes = gate_hidden_sizes
         self.tower_hidden_sizes = tower_hidden_sizes
         self.top_k = top_k
+        self.hidden_sizes = hidden_sizes
+        self.coupling = coupling
+        self.rank = rank
         self.activation = activation
         self.dropout = dropout
         self.optimizer = optimizer

@@ -35,6 +35,10 @@ __all__ = [
     "OMoE",
     "MMoE",
     "PLE",
+    "SingleTask",
+    "L2Constrained",
+    "CrossStitch",
+    "TensorFactorization",
     "MaskedMultiTaskLoss",
 ]
 
@@ -50,6 +54,7 @@ ACTIVATIONS = {
     "identity": nn.Identity,
 }
 
+ACTIVATIONS_TYPES = tuple(ACTIVATIONS.values())
 TASK_TYPES = ("binary", "multiclass", "regression")
 
 
@@ -310,6 +315,10 @@ class _MultiTaskNetwork(nn.Module):
     def last_shared_layer(self):
         """Weight of the last layer before the towers (GradNorm's ``W``)."""
         return self._last_shared_stack().layers[-1 - self._trailing_modules()].weight
+
+    def penalty(self):
+        """A regularisation term added to the training objective, or None."""
+        return None
 
     def _trailing_modules(self):
         # activation (and dropout) follow the last ParallelLinear of a stack
@@ -631,6 +640,204 @@ class PLE(_MultiTaskNetwork):
     def forward(self, x):
         *_, (_, _, task_rep) = self._levels(x)
         return self.towers(task_rep).transpose(0, 1)
+
+
+def _task_major(layer):
+    """A ParallelLinear's weight as (n_parallel, in, out)."""
+    return layer.weight.transpose(0, 1) if layer.shared_input else layer.weight
+
+
+class SingleTask(_MultiTaskNetwork):
+    """One independent MLP per task: the single-task baseline (no sharing).
+
+    All task networks are evaluated together (one matrix product per layer),
+    but no parameter is shared.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width.
+    n_outputs : sequence of int
+        Logits needed by each task.
+    hidden_sizes : sequence of int, default=(64, 16)
+        Hidden layers of each task's network.
+    activation : str, default="relu"
+        Activation of every hidden layer.
+    dropout : float, default=0.0
+        Dropout after every hidden activation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> SingleTask(n_features=5, n_outputs=[1, 1])(torch.zeros(3, 5)).shape
+    torch.Size([3, 2, 1])
+    """
+
+    def __init__(self, n_features, n_outputs, hidden_sizes=(64, 16), activation="relu", dropout=0.0):
+        super().__init__()
+        self.n_outputs = tuple(int(k) for k in n_outputs)
+        self.towers = Towers(
+            len(self.n_outputs), n_features, max(self.n_outputs), hidden_sizes, activation,
+            dropout, shared_input=True,
+        )
+
+    def last_shared_layer(self):
+        raise ValueError(f"{type(self).__name__} has no shared layer (GradNorm needs one).")
+
+    def forward(self, x):
+        return self.towers(x).transpose(0, 1)
+
+
+class L2Constrained(SingleTask):
+    """Task networks tied by an L2 penalty between their parameters.
+
+    The MMoE paper's "L2-Constrained" baseline (Duong et al., ACL 2015): each
+    task has its own network of the same shape, and
+    ``coupling * sum_layers sum_t ||theta_t - mean_t(theta)||^2`` over the
+    hidden layers' weights and biases is added to the training objective
+    (for two tasks, half the squared distance between their parameters).
+
+    Parameters
+    ----------
+    n_features, n_outputs, hidden_sizes, activation, dropout
+        As in :class:`SingleTask`.
+    coupling : float, default=0.01
+        Strength of the penalty (0: independent single-task networks).
+    """
+
+    def __init__(self, n_features, n_outputs, hidden_sizes=(64, 16), activation="relu",
+                 dropout=0.0, coupling=0.01):
+        super().__init__(n_features, n_outputs, hidden_sizes, activation, dropout)
+        self.coupling = coupling
+
+    def penalty(self):
+        hidden = [m for m in self.towers.layers if isinstance(m, ParallelLinear)][:-1]
+        total = 0.0
+        for layer in hidden:
+            for values in (_task_major(layer), layer.bias):
+                total = total + torch.square(values - values.mean(0, keepdim=True)).sum()
+        return self.coupling * total
+
+
+class CrossStitch(_MultiTaskNetwork):
+    """Cross-stitch networks (Misra et al., CVPR 2016).
+
+    One network column per task; after each hidden layer, the columns'
+    activations are mixed by a learned ``(n_tasks, n_tasks)`` cross-stitch
+    matrix (initialised to ``alpha`` on the diagonal and the rest spread over
+    the other tasks), so the tasks learn how much to share at each depth.
+
+    Parameters
+    ----------
+    n_features, n_outputs, hidden_sizes, activation, dropout
+        As in :class:`SingleTask`.
+    alpha : float, default=0.9
+        Initial weight of a task's own column in each mixture.
+
+    Examples
+    --------
+    >>> import torch
+    >>> CrossStitch(n_features=5, n_outputs=[1, 3])(torch.zeros(3, 5)).shape
+    torch.Size([3, 2, 3])
+    """
+
+    def __init__(self, n_features, n_outputs, hidden_sizes=(64, 16), activation="relu",
+                 dropout=0.0, alpha=0.9):
+        super().__init__()
+        self.n_outputs = tuple(int(k) for k in n_outputs)
+        n_tasks = len(self.n_outputs)
+        if len(hidden_sizes) == 0:
+            raise ValueError("hidden_sizes must contain at least one layer size.")
+        self.columns = ParallelMLP(n_tasks, n_features, hidden_sizes, activation, dropout)
+        off = (1 - alpha) / (n_tasks - 1) if n_tasks > 1 else 0.0
+        init = torch.full((n_tasks, n_tasks), off) + torch.eye(n_tasks) * (
+            (alpha if n_tasks > 1 else 1.0) - off
+        )
+        self.stitches = nn.ParameterList(nn.Parameter(init.clone()) for _ in hidden_sizes)
+        self.towers = Towers(n_tasks, self.columns.out_features, max(self.n_outputs))
+
+    def _last_shared_stack(self):
+        return self.columns
+
+    def forward(self, x):
+        h = x
+        stitches = iter(self.stitches)
+        for module in self.columns.layers:
+            h = module(h)
+            if isinstance(module, ACTIVATIONS_TYPES):
+                h = torch.einsum("ts,sbd->tbd", next(stitches), h)
+        return self.towers(h).transpose(0, 1)
+
+
+class TensorFactorization(_MultiTaskNetwork):
+    """Deep multi-task representation learning by tensor factorisation.
+
+    Yang and Hospedales (ICLR 2017), Tucker version: the stacked weights of
+    the tasks' hidden layer ``l``, a ``(n_tasks, in, out)`` tensor, are
+    ``S x U_task x U_in x U_out`` with a core ``S`` of size ``rank`` in each
+    mode, so the tasks share the factors; biases are per task. Each task has
+    its own linear output layer.
+
+    Parameters
+    ----------
+    n_features, n_outputs, hidden_sizes, activation, dropout
+        As in :class:`SingleTask`.
+    rank : int, default=8
+        Tucker rank in each mode (capped by the mode's size).
+
+    Examples
+    --------
+    >>> import torch
+    >>> TensorFactorization(n_features=5, n_outputs=[1, 1], rank=3)(torch.zeros(3, 5)).shape
+    torch.Size([3, 2, 1])
+    """
+
+    def __init__(self, n_features, n_outputs, hidden_sizes=(64, 16), activation="relu",
+                 dropout=0.0, rank=8):
+        super().__init__()
+        self.n_outputs = tuple(int(k) for k in n_outputs)
+        n_tasks = len(self.n_outputs)
+        if len(hidden_sizes) == 0:
+            raise ValueError("hidden_sizes must contain at least one layer size.")
+        self.cores, self.task_factors, self.in_factors, self.out_factors = (
+            nn.ParameterList() for _ in range(4)
+        )
+        self.biases = nn.ParameterList()
+        width = n_features
+        for size in hidden_sizes:
+            r_task, r_in, r_out = min(rank, n_tasks), min(rank, width), min(rank, size)
+            # With orthonormal factors, a composed weight has the core's standard
+            # deviation times sqrt(r_task r_in r_out / (n_tasks in out)); choose
+            # the core's so that the weights start like nn.Linear's
+            # (std 1 / sqrt(3 in)).
+            scale = (n_tasks * size / (3.0 * r_task * r_in * r_out)) ** 0.5
+            self.cores.append(nn.Parameter(torch.randn(r_task, r_in, r_out) * scale))
+            self.task_factors.append(nn.Parameter(torch.linalg.qr(torch.randn(n_tasks, r_task))[0]))
+            self.in_factors.append(nn.Parameter(torch.linalg.qr(torch.randn(width, r_in))[0]))
+            self.out_factors.append(nn.Parameter(torch.linalg.qr(torch.randn(size, r_out))[0]))
+            self.biases.append(nn.Parameter(torch.zeros(n_tasks, 1, size)))
+            width = size
+        self.activation = ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.towers = Towers(n_tasks, width, max(self.n_outputs))
+
+    def layer_weights(self, layer):
+        """The ``(n_tasks, in, out)`` weights of hidden layer ``layer``."""
+        return torch.einsum(
+            "abc,ta,ib,jc->tij", self.cores[layer], self.task_factors[layer],
+            self.in_factors[layer], self.out_factors[layer],
+        )
+
+    def last_shared_layer(self):
+        return self.cores[-1]
+
+    def forward(self, x):
+        h = None
+        for layer, bias in enumerate(self.biases):
+            weights = self.layer_weights(layer)
+            h = torch.einsum("bi,tij->tbj", x, weights) if h is None else torch.bmm(h, weights)
+            h = self.dropout(self.activation(h + bias))
+        return self.towers(h).transpose(0, 1)
 
 
 def _index(tasks, n_tasks):

@@ -11,7 +11,11 @@ from sklearn.utils.estimator_checks import (
 from sklearn_mmoe import (
     CGCClassifier,
     CGCRegressor,
+    CrossStitchClassifier,
+    CrossStitchRegressor,
     ESMMClassifier,
+    L2ConstrainedClassifier,
+    L2ConstrainedRegressor,
     MMoEClassifier,
     MMoERegressor,
     MultiTaskEstimator,
@@ -21,6 +25,10 @@ from sklearn_mmoe import (
     PLERegressor,
     SharedBottomClassifier,
     SharedBottomRegressor,
+    SingleTaskClassifier,
+    SingleTaskRegressor,
+    TensorFactorizationClassifier,
+    TensorFactorizationRegressor,
 )
 
 # The checks' fits are short on purpose; reaching max_epochs is expected.
@@ -39,6 +47,14 @@ ESTIMATORS = [
     PLERegressor,
     MultiTaskEstimator,
     ESMMClassifier,
+    SingleTaskClassifier,
+    SingleTaskRegressor,
+    L2ConstrainedClassifier,
+    L2ConstrainedRegressor,
+    CrossStitchClassifier,
+    CrossStitchRegressor,
+    TensorFactorizationClassifier,
+    TensorFactorizationRegressor,
 ]
 
 SIZES = {
@@ -49,15 +65,20 @@ SIZES = {
     "MultiTask": dict(n_experts=3, expert_hidden_sizes=(16,)),
     "CGC": dict(n_shared_experts=2, expert_hidden_sizes=(16,)),
     "PLE": dict(n_shared_experts=2, expert_hidden_sizes=(16,)),
+    "SingleTask": dict(hidden_sizes=(16, 8)),
+    "L2Constrained": dict(hidden_sizes=(16, 8)),
+    "CrossStitch": dict(hidden_sizes=(16, 8)),
+    "TensorFactorization": dict(hidden_sizes=(16, 8), rank=4),
 }
 
 
 def _small(cls, **params):
     """A small, quick configuration that still learns the checks' toy data."""
-    sizes = next(v for k, v in SIZES.items() if cls.__name__.startswith(k))
+    sizes = dict(next(v for k, v in SIZES.items() if cls.__name__.startswith(k)))
+    if "tower_hidden_sizes" in cls().get_params():
+        sizes["tower_hidden_sizes"] = (8,)
     return cls(
         **sizes,
-        tower_hidden_sizes=(8,),
         learning_rate=0.02,
         batch_size=64,
         max_epochs=60,
