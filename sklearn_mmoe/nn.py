@@ -823,10 +823,10 @@ class TensorFactorization(_MultiTaskNetwork):
 
     def layer_weights(self, layer):
         """The ``(n_tasks, in, out)`` weights of hidden layer ``layer``."""
-        return torch.einsum(
-            "abc,ta,ib,jc->tij", self.cores[layer], self.task_factors[layer],
-            self.in_factors[layer], self.out_factors[layer],
-        )
+        # (core x task factor) first, then U_in @ G_t @ U_out^T: two small
+        # matrix products instead of a four-way contraction.
+        per_task = torch.einsum("abc,ta->tbc", self.cores[layer], self.task_factors[layer])
+        return self.in_factors[layer] @ per_task @ self.out_factors[layer].T
 
     def last_shared_layer(self):
         return self.cores[-1]
