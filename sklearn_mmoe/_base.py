@@ -82,6 +82,16 @@ def _validate_X(estimator, X, reset):
     return X
 
 
+def _store_params(estimator, arguments):
+    """Store every ``__init__`` argument untouched, as scikit-learn requires.
+
+    Called as ``_store_params(self, locals())`` from an explicit ``__init__``
+    signature, so that the signature stays the single list of parameters.
+    """
+    for name in type(estimator)._get_param_names():
+        setattr(estimator, name, arguments[name])
+
+
 def _check_sizes(value, name, allow_empty):
     """Layer sizes as a tuple of positive ints, or a ValueError naming ``name``."""
     sizes = (value,) if isinstance(value, Integral) else tuple(value)

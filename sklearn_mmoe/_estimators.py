@@ -18,6 +18,7 @@ from ._base import (
     _check_sizes,
     _MultiTaskClassifierMixin,
     _MultiTaskRegressorMixin,
+    _store_params,
 )
 from ._docs import build_docstring
 from .nn import (
@@ -206,28 +207,7 @@ class _SharedBottomBase(_Architecture):
         random_state=None,
         verbose=0,
     ):
-        self.bottom_hidden_sizes = bottom_hidden_sizes
-        self.tower_hidden_sizes = tower_hidden_sizes
-        self.activation = activation
-        self.dropout = dropout
-        self.optimizer = optimizer
-        self.optimizer_kwargs = optimizer_kwargs
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.task_weights = task_weights
-        self.loss_weighting = loss_weighting
-        self.callbacks = callbacks
-        self.warm_start = warm_start
-        self.nan_loss = nan_loss
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store_params(self, locals())
 
 
 class _MixtureOfExpertsBase(_Architecture):
@@ -262,31 +242,7 @@ class _MixtureOfExpertsBase(_Architecture):
         random_state=None,
         verbose=0,
     ):
-        self.n_experts = n_experts
-        self.expert_hidden_sizes = expert_hidden_sizes
-        self.gate_hidden_sizes = gate_hidden_sizes
-        self.tower_hidden_sizes = tower_hidden_sizes
-        self.top_k = top_k
-        self.activation = activation
-        self.dropout = dropout
-        self.optimizer = optimizer
-        self.optimizer_kwargs = optimizer_kwargs
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.task_weights = task_weights
-        self.loss_weighting = loss_weighting
-        self.callbacks = callbacks
-        self.warm_start = warm_start
-        self.nan_loss = nan_loss
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store_params(self, locals())
 
 
 class _CGCBase(_Architecture):
@@ -323,32 +279,7 @@ class _CGCBase(_Architecture):
         random_state=None,
         verbose=0,
     ):
-        self.n_shared_experts = n_shared_experts
-        self.n_task_experts = n_task_experts
-        self.expert_hidden_sizes = expert_hidden_sizes
-        self.gate_hidden_sizes = gate_hidden_sizes
-        self.tower_hidden_sizes = tower_hidden_sizes
-        self.top_k = top_k
-        self.activation = activation
-        self.dropout = dropout
-        self.optimizer = optimizer
-        self.optimizer_kwargs = optimizer_kwargs
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.task_weights = task_weights
-        self.loss_weighting = loss_weighting
-        self.callbacks = callbacks
-        self.warm_start = warm_start
-        self.nan_loss = nan_loss
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store_params(self, locals())
 
 
 class _PLEBase(_Architecture):
@@ -386,33 +317,7 @@ class _PLEBase(_Architecture):
         random_state=None,
         verbose=0,
     ):
-        self.n_levels = n_levels
-        self.n_shared_experts = n_shared_experts
-        self.n_task_experts = n_task_experts
-        self.expert_hidden_sizes = expert_hidden_sizes
-        self.gate_hidden_sizes = gate_hidden_sizes
-        self.tower_hidden_sizes = tower_hidden_sizes
-        self.top_k = top_k
-        self.activation = activation
-        self.dropout = dropout
-        self.optimizer = optimizer
-        self.optimizer_kwargs = optimizer_kwargs
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.task_weights = task_weights
-        self.loss_weighting = loss_weighting
-        self.callbacks = callbacks
-        self.warm_start = warm_start
-        self.nan_loss = nan_loss
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store_params(self, locals())
 
 
 class _SingleTaskBase(_Architecture):
@@ -444,27 +349,7 @@ class _SingleTaskBase(_Architecture):
         random_state=None,
         verbose=0,
     ):
-        self.hidden_sizes = hidden_sizes
-        self.activation = activation
-        self.dropout = dropout
-        self.optimizer = optimizer
-        self.optimizer_kwargs = optimizer_kwargs
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.task_weights = task_weights
-        self.loss_weighting = loss_weighting
-        self.callbacks = callbacks
-        self.warm_start = warm_start
-        self.nan_loss = nan_loss
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store_params(self, locals())
 
 
 class _L2ConstrainedBase(_Architecture):
@@ -497,28 +382,7 @@ class _L2ConstrainedBase(_Architecture):
         random_state=None,
         verbose=0,
     ):
-        self.hidden_sizes = hidden_sizes
-        self.coupling = coupling
-        self.activation = activation
-        self.dropout = dropout
-        self.optimizer = optimizer
-        self.optimizer_kwargs = optimizer_kwargs
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.task_weights = task_weights
-        self.loss_weighting = loss_weighting
-        self.callbacks = callbacks
-        self.warm_start = warm_start
-        self.nan_loss = nan_loss
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store_params(self, locals())
 
 
 class _TensorFactorizationBase(_Architecture):
@@ -551,28 +415,7 @@ class _TensorFactorizationBase(_Architecture):
         random_state=None,
         verbose=0,
     ):
-        self.hidden_sizes = hidden_sizes
-        self.rank = rank
-        self.activation = activation
-        self.dropout = dropout
-        self.optimizer = optimizer
-        self.optimizer_kwargs = optimizer_kwargs
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.task_weights = task_weights
-        self.loss_weighting = loss_weighting
-        self.callbacks = callbacks
-        self.warm_start = warm_start
-        self.nan_loss = nan_loss
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store_params(self, locals())
 
 
 # ----------------------------------------------------------------- docs

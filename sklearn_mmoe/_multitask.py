@@ -12,7 +12,7 @@ from sklearn.utils import ClassifierTags
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import type_of_target
 
-from ._base import _MultiTaskClassifierMixin
+from ._base import _MultiTaskClassifierMixin, _store_params
 from ._docs import PARAMS, build_docstring
 from ._estimators import (
     _SB_PARAMS,
@@ -172,41 +172,7 @@ and R^2 (regression) on observed labels.""",
         random_state=None,
         verbose=0,
     ):
-        self.architecture = architecture
-        self.task_types = task_types
-        self.conditional_tasks = conditional_tasks
-        self.n_experts = n_experts
-        self.n_shared_experts = n_shared_experts
-        self.n_task_experts = n_task_experts
-        self.n_levels = n_levels
-        self.bottom_hidden_sizes = bottom_hidden_sizes
-        self.expert_hidden_sizes = expert_hidden_sizes
-        self.gate_hidden_sizes = gate_hidden_sizes
-        self.tower_hidden_sizes = tower_hidden_sizes
-        self.top_k = top_k
-        self.hidden_sizes = hidden_sizes
-        self.coupling = coupling
-        self.rank = rank
-        self.activation = activation
-        self.dropout = dropout
-        self.optimizer = optimizer
-        self.optimizer_kwargs = optimizer_kwargs
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.task_weights = task_weights
-        self.loss_weighting = loss_weighting
-        self.callbacks = callbacks
-        self.warm_start = warm_start
-        self.nan_loss = nan_loss
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store_params(self, locals())
 
     def _architecture_name(self):
         return self.architecture
