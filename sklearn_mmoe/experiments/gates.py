@@ -1,0 +1,92 @@
+"""Gate distributions: how much each task uses each expert (MMoE paper, Fig. 6).
+
+For a fitted mixture-of-experts estimator (MMoE, OMoE, CGC, PLE, or a
+``MultiTaskEstimator`` / ``Pipeline`` ending in one), the average softmax
+weight that each gate gives each expert over a set of inputs.
+"""
+
+import numpy as np
+import torch
+
+from .._data import as_float32_rows, dense_rows
+
+__all__ = ["average_gate_weights", "plot_gate_weights"]
+
+
+def _final_step(model):
+    """The last step of a Pipeline (and X transformed up to it), or the model."""
+    if hasattr(model, "steps"):
+        return model[:-1], model[-1]
+    return None, model
+
+
+def average_gate_weights(model, X, batch_size=4096):
+    """Mean gate weight per expert, for each gate of a fitted model.
+
+    Parameters
+    ----------
+    model : fitted estimator or Pipeline
+        Its network must be a mixture of experts (``net_.module_`` has
+        ``gate_weights``).
+    X : array-like of shape (n_samples, n_features)
+        Inputs to average over (untransformed if ``model`` is a Pipeline).
+    batch_size : int, default=4096
+        Rows per forward pass.
+
+    Returns
+    -------
+    dict
+        For MMoE/OMoE ``{"gates": array (n_gates, n_experts)}``; for CGC/PLE
+        ``{"level 1 tasks": (n_tasks, k), "level 1 shared": (1, n_experts), ...}``.
+    """
+    transform, estimator = _final_step(model)
+    if transform is not None:
+        X = transform.transform(X)
+    module = estimator.net_.module_
+    if not hasattr(module, "gate_weights"):
+        raise ValueError(f"{type(estimator).__name__}'s network has no gates.")
+    X = as_float32_rows(np.asarray(X, dtype=np.float32) if not hasattr(X, "tocsr") else X)
+    sums, n = {}, X.shape[0]
+    device = estimator.net_.device
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            batch = dense_rows(X, slice(start, min(start + batch_size, n)), device)
+            gates = module.gate_weights(batch)
+            named = (
+                {"gates": gates}
+                if isinstance(gates, torch.Tensor)
+                else {
+                    f"level {level + 1} {kind}": g
+                    for level, pair in enumerate(gates)
+                    for kind, g in zip(("tasks", "shared"), pair)
+                    if g is not None
+                }
+            )
+            for name, g in named.items():
+                total = g.sum(dim=1).cpu().numpy().astype(np.float64)
+                sums[name] = sums.get(name, 0.0) + total
+    return {name: total / n for name, total in sums.items()}
+
+
+def plot_gate_weights(weights, path, task_names=None, title=None):
+    """Bar chart of mean gate weights per expert, one panel per gate; returns ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(name, row, i) for name, matrix in weights.items() for i, row in enumerate(matrix)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
+    for ax, (name, row, i) in zip(axes[0], panels):
+        label = task_names[i] if task_names is not None and "shared" not in name else f"gate {i}"
+        ax.bar(np.arange(len(row)), row, color="tab:blue")
+        ax.set_title(f"{label}" + ("" if name == "gates" else f" ({name})"), fontsize=9)
+        ax.set_xlabel("expert")
+        ax.set_ylim(0, max(1e-9, max(r.max() for _, r, _ in panels)) * 1.1)
+    axes[0][0].set_ylabel("mean gate weight")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
