@@ -37,18 +37,17 @@ def _synthetic(args):
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    options = dict(n_runs=args.runs, random_state=args.random_state)
+    options = dict(synthetic.FAST) if args.fast else {}
+    options.update(n_runs=args.runs if args.runs is not None else options.get("n_runs", 20))
     if args.correlations:
         options["correlations"] = tuple(args.correlations)
-    if args.fast:
-        options.update(synthetic.FAST)
-        options["n_runs"] = min(args.runs, synthetic.FAST.get("n_runs", args.runs))
     print(f"Task-correlation experiment (MMoE paper, Fig. 4 and 5): {options}")
-    results = synthetic.run_correlation_experiment(progress=not args.quiet, **options)
+    results = synthetic.run_correlation_experiment(
+        random_state=args.random_state, progress=not args.quiet, **options
+    )
     results.to_csv(out / "synthetic_correlation_runs.csv", index=False)
-    summary = synthetic.summarize(results)
-    summary.to_csv(out / "synthetic_correlation_summary.csv", index=False)
-    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    synthetic.summarize(results).to_csv(out / "synthetic_correlation_summary.csv", index=False)
+    print(synthetic.report(results))
     print(f"results written to {out}/synthetic_correlation_{{runs,summary}}.csv")
     _write_plots(results, out, synthetic, ("plot_correlation", "plot_trainability"))
     return results
@@ -104,7 +103,9 @@ def main(argv=None):
     synthetic = commands.add_parser(
         "synthetic", help="task-correlation experiment on synthetic data (the default)"
     )
-    synthetic.add_argument("--runs", type=int, default=20, help="runs per correlation and model")
+    synthetic.add_argument(
+        "--runs", type=int, help="runs per correlation and model (default 20; 2 with --fast)"
+    )
     synthetic.add_argument("--correlations", type=float, nargs="+", help="task correlations")
     synthetic.add_argument("--random-state", type=int, default=0)
     synthetic.add_argument("--fast", action="store_true", help="a small smoke run")

@@ -129,7 +129,8 @@ and R^2 (regression) on observed labels.""",
 ((3, 2), True)
 >>> model.predict(X[:3]).shape
 (3, 2)""",
-        "MMoEClassifier, PLEClassifier, ... : One architecture, one task kind.\n"
+        "MMoEClassifier, PLEClassifier : One architecture, one task kind (and the\n"
+        "    other per-architecture estimators).\n"
         "ESMMClassifier : Click and conversion with ESMM's conditional task.",
     )
 

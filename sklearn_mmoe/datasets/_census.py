@@ -373,13 +373,13 @@ def fetch_census_income(
 
     Download it if necessary.
 
-    =================   ====================================
+    ==================  ====================================
     Tasks                          2 binary classifications
     Samples train                                   199,523
     Samples validation                               49,881
     Samples test                                     49,881
     Features                38 (7 numerical, 31 categorical)
-    =================   ====================================
+    ==================  ====================================
 
     This is the real-data benchmark of the MMoE paper (Ma et al., KDD 2018,
     section 6.3) and of the PLE paper. The protocol follows the MMoE paper:

@@ -4,7 +4,7 @@ Protocol (MMoE paper, sec. 6.3): train on ``census-income.data``; split
 ``census-income.test`` 1:1 at random into validation and test
 (:func:`sklearn_mmoe.datasets.fetch_census_income` does this with a fixed
 seed); pick each model's epoch by the mean validation ROC AUC over the two
-tasks (one epoch per :meth:`partial_fit` call, stop after ``patience``
+tasks (one epoch per ``partial_fit`` call, stop after ``patience``
 epochs without improvement); report test ROC AUC per task, mean and standard
 deviation over seeds.
 
