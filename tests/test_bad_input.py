@@ -39,15 +39,6 @@ N, P = 40, 4
 FEATURES = [f"f{i}" for i in range(P)]
 ESTIMATORS = {"clf": MMoEClassifier, "reg": SharedBottomRegressor}
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models: one intra-op thread is faster and steadier on a busy CI box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _small(kind, **params):
     if kind == "clf":
         sizes = dict(n_experts=2, expert_hidden_sizes=(8,))
