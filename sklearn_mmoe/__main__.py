@@ -43,7 +43,7 @@ def _synthetic(args):
         options["correlations"] = tuple(args.correlations)
     print(f"Task-correlation experiment (MMoE paper, Fig. 4 and 5): {options}")
     results = synthetic.run_correlation_experiment(
-        random_state=args.random_state, progress=not args.quiet, **options
+        random_state=args.random_state, n_jobs=args.n_jobs, progress=not args.quiet, **options
     )
     results.to_csv(out / "synthetic_correlation_runs.csv", index=False)
     synthetic.summarize(results).to_csv(out / "synthetic_correlation_summary.csv", index=False)
@@ -108,6 +108,9 @@ def main(argv=None):
     )
     synthetic.add_argument("--correlations", type=float, nargs="+", help="task correlations")
     synthetic.add_argument("--random-state", type=int, default=0)
+    synthetic.add_argument(
+        "--n-jobs", type=int, default=-1, help="parallel processes (default: all CPUs)"
+    )
     synthetic.add_argument("--fast", action="store_true", help="a small smoke run")
 
     census = commands.add_parser("census", help="Census-Income benchmark (Tables 1 and 2)")

@@ -75,6 +75,12 @@ def test_deterministic(fast_results):
     pd.testing.assert_frame_equal(first.drop(columns=timing), second.drop(columns=timing))
     # A run's seeds do not depend on how many runs the study has.
     assert first["seed"].iloc[0] == fast_results.loc[fast_results["run"] == 0, "seed"].iloc[0]
+    # Parallel processes give the same results.
+    parallel = run_correlation_experiment(**dict(config, correlations=(0.5, 1.0)), n_jobs=2,
+                                          progress=False)
+    pd.testing.assert_frame_equal(
+        parallel[parallel["correlation"] == 0.5].drop(columns=timing).reset_index(drop=True),
+        first.drop(columns=timing))
     other = run_correlation_experiment(**config, random_state=1, progress=False)
     assert other["seed"].iloc[0] != first["seed"].iloc[0]
     assert not np.allclose(other["mse"], first["mse"])

@@ -24,11 +24,12 @@ layer has as many weights as the experts and towers together (113 units for
 100 features). The training budget is a fixed number of epochs of Adam; the
 paper does not state it, see :data:`MAX_EPOCHS` and :data:`LEARNING_RATES`.
 
-Fits run one after the other with one torch thread each (the caller's thread
-setting is restored afterwards). The full default run (5 correlations x 3
-models x 20 runs = 300 fits on 10,000 training rows) takes about an hour on 2
-CPU cores; ``run_correlation_experiment(**FAST)`` is a smoke configuration of
-a few seconds.
+Every fit uses one torch thread (the caller's setting is restored
+afterwards); ``n_jobs`` runs data sets in parallel processes. The full
+default run (5 correlations x 3 models x 20 runs = 300 fits on 10,000
+training rows) takes about an hour of CPU time (half an hour with
+``n_jobs=2`` on 2 cores); ``run_correlation_experiment(**FAST)`` is a smoke
+configuration of a few seconds.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -227,6 +228,30 @@ def _fit_one(name, X_train, Y_train, X_test, Y_test, max_epochs, model_seed):
     )
 
 
+def _fit_data_set(run, p, data_seed, model_seed, *, n_train, n_test, n_features, models,
+                  max_epochs):
+    """Fit every model on the data set of one (correlation, run): one job."""
+    X, Y = make_multitask_regression(
+        n_train + n_test, n_features, correlation=p, random_state=data_seed
+    )
+    X_train, Y_train, X_test, Y_test = X[:n_train], Y[:n_train], X[n_train:], Y[n_train:]
+    label_var = float(Y_test.var(axis=0).mean())
+    threads = torch.get_num_threads()
+    # One thread per fit: these networks are too small to gain from more, and
+    # on a small shared machine a second thread mostly waits (parallelism
+    # comes from n_jobs).
+    torch.set_num_threads(1)
+    try:
+        return [
+            dict(correlation=p, model=name, run=run, seed=data_seed, model_seed=model_seed,
+                 label_var=label_var,
+                 **_fit_one(name, X_train, Y_train, X_test, Y_test, max_epochs, model_seed))
+            for name in models
+        ]
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_correlation_experiment(
     correlations=(1.0, 0.9, 0.8, 0.5, 0.0),
     n_runs=20,
@@ -237,6 +262,7 @@ def run_correlation_experiment(
     models=("shared_bottom", "omoe", "mmoe"),
     max_epochs=MAX_EPOCHS,
     random_state=0,
+    n_jobs=None,
     progress=True,
 ):
     """Fit every model on fresh synthetic data, for each task correlation and run.
@@ -252,7 +278,8 @@ def run_correlation_experiment(
     changes with ``p`` (paired comparisons across correlations).
 
     Each model trains for exactly ``max_epochs`` epochs of Adam (batch 256,
-    learning rate :data:`LEARNING_RATES`), with one torch thread.
+    learning rate :data:`LEARNING_RATES`), with one torch thread. The
+    results do not depend on ``n_jobs``.
 
     Parameters
     ----------
@@ -272,6 +299,9 @@ def run_correlation_experiment(
     random_state : int or None, default=0
         Seed of all data and model seeds. The same int gives identical
         results (except ``fit_seconds``); None draws fresh entropy.
+    n_jobs : int or None, default=None
+        Number of processes fitting in parallel (joblib), one (correlation,
+        run) data set per job. None means 1 (in this process), -1 all CPUs.
     progress : bool, default=True
         Show a tqdm progress bar over all fits on stderr.
 
@@ -322,42 +352,25 @@ def run_correlation_experiment(
     ):
         raise ValueError(f"random_state must be a non-negative int or None, got {random_state!r}.")
 
+    from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
-    seeds = _run_seeds(random_state, n_runs)
+    jobs = [
+        (run, p, data_seed, model_seed)
+        for run, (data_seed, model_seed) in enumerate(_run_seeds(random_state, n_runs))
+        for p in correlations
+    ]
+    config = dict(n_train=n_train, n_test=n_test, n_features=n_features, models=models,
+                  max_epochs=max_epochs)
     rows = []
-    bar = tqdm(
-        total=n_runs * len(correlations) * len(models),
-        desc="synthetic correlation study",
-        unit="fit",
-        file=sys.stderr,
-        disable=not progress,
-    )
-    threads = torch.get_num_threads()
-    try:
-        # One thread per fit: these networks are too small to gain from more,
-        # and on a shared 2-core machine a second thread mostly waits.
-        torch.set_num_threads(1)
-        for run, (data_seed, model_seed) in enumerate(seeds):
-            for p in correlations:
-                X, Y = make_multitask_regression(
-                    n_train + n_test, n_features, correlation=p, random_state=data_seed
-                )
-                X_train, Y_train, X_test, Y_test = X[:n_train], Y[:n_train], X[n_train:], Y[n_train:]
-                label_var = float(Y_test.var(axis=0).mean())
-                for name in models:
-                    bar.set_postfix_str(f"run {run}, p={p:g}, {MODELS[name]}")
-                    fit = _fit_one(name, X_train, Y_train, X_test, Y_test, max_epochs, model_seed)
-                    rows.append(
-                        dict(
-                            correlation=p, model=name, run=run, seed=data_seed,
-                            model_seed=model_seed, label_var=label_var, **fit,
-                        )
-                    )
-                    bar.update(1)
-    finally:
-        torch.set_num_threads(threads)
-        bar.close()
+    with tqdm(total=len(jobs) * len(models), desc="synthetic correlation study", unit="fit",
+              file=sys.stderr, disable=not progress) as bar:
+        done = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+            delayed(_fit_data_set)(*job, **config) for job in jobs
+        )
+        for fits in done:
+            rows += fits
+            bar.update(len(fits))
 
     columns = [
         "correlation", "model", "run", "seed", "model_seed", "mse", "mse_task0", "mse_task1",
