@@ -5,10 +5,13 @@ For a fitted mixture-of-experts estimator (MMoE, OMoE, CGC, PLE, or a
 weight that each gate gives each expert over a set of inputs.
 """
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from .._data import as_float32_rows, dense_rows
+from ._plotting import new_figure
 
 __all__ = ["average_gate_weights", "plot_gate_weights"]
 
@@ -69,24 +72,41 @@ def average_gate_weights(model, X, batch_size=4096):
 
 
 def plot_gate_weights(weights, path, task_names=None, title=None):
-    """Bar chart of mean gate weights per expert, one panel per gate; returns ``path``."""
-    import matplotlib
+    """Bar chart of the mean gate weight per expert, one panel per gate.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Parameters
+    ----------
+    weights : dict of str to ndarray of shape (n_gates, n_experts)
+        The output of :func:`average_gate_weights`.
+    path : str or path-like
+        PNG file to write.
+    task_names : sequence of str, default=None
+        Names of the tasks' gates (panel titles); "gate i" by default.
+        Shared gates (CGC/PLE) are always titled "gate i (level ... shared)".
+    title : str, default=None
+        Title of the figure.
 
+    Returns
+    -------
+    path : pathlib.Path
+        The file written.
+    """
     panels = [(name, row, i) for name, matrix in weights.items() for i, row in enumerate(matrix)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
-    for ax, (name, row, i) in zip(axes[0], panels):
-        label = task_names[i] if task_names is not None and "shared" not in name else f"gate {i}"
+    fig = new_figure(figsize=(3.0 * len(panels), 2.9), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    top = max(float(np.max(row)) for _, row, _ in panels)
+    for ax, (name, row, i) in zip(axes, panels):
+        named = task_names is not None and "shared" not in name
+        label = task_names[i] if named else f"gate {i}"
         ax.bar(np.arange(len(row)), row, color="tab:blue")
-        ax.set_title(f"{label}" + ("" if name == "gates" else f" ({name})"), fontsize=9)
+        ax.axhline(1 / len(row), color="0.5", lw=0.8, ls="--")  # uniform weights
+        ax.set_title(label + ("" if name == "gates" else f" ({name})"), fontsize=9)
         ax.set_xlabel("expert")
-        ax.set_ylim(0, max(1e-9, max(r.max() for _, r, _ in panels)) * 1.1)
-    axes[0][0].set_ylabel("mean gate weight")
+        ax.set_xticks(np.arange(len(row)))
+        ax.set_ylim(0, max(top, 1e-9) * 1.1)
+    axes[0].set_ylabel("mean gate weight")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    path = Path(path)
+    fig.savefig(path, dpi=100)
     return path

@@ -47,6 +47,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._estimators import MMoERegressor, OMoERegressor, SharedBottomRegressor
 from ..datasets import make_multitask_regression
+from ._plotting import new_figure
 
 __all__ = [
     "FAST",
@@ -560,17 +561,6 @@ def _check_results(results, columns):
         raise ValueError("results is empty.")
 
 
-def _figure_class():
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Plotting the synthetic experiment needs matplotlib, which sklearn-mmoe does "
-            "not install. Install it with: pip install matplotlib"
-        ) from exc
-    return Figure
-
-
 def _model_order(results):
     names = list(dict.fromkeys(results["model"]))
     return [m for m in MODELS if m in names] + [m for m in names if m not in MODELS]
@@ -599,11 +589,10 @@ def plot_correlation(results, path):
         The file written.
     """
     _check_results(results, ["correlation", "model", "run", "mse"])
-    Figure = _figure_class()
     summary = summarize(results)
     models = _model_order(results)
     paired = "shared_bottom" in models and len(models) > 1
-    fig = Figure(figsize=(11.0, 4.2) if paired else (6.0, 4.2), layout="constrained")
+    fig = new_figure(figsize=(11.0, 4.2) if paired else (6.0, 4.2), layout="constrained")
     axes = fig.subplots(1, 2 if paired else 1, squeeze=False)[0]
     ax = axes[0]
     for name in models:
@@ -667,7 +656,6 @@ def plot_trainability(results, path, bins=24):
         The file written.
     """
     _check_results(results, ["correlation", "model", "mse"])
-    Figure = _figure_class()
     models = _model_order(results)
     correlations = sorted(results["correlation"].unique(), reverse=True)
     mse = results["mse"].to_numpy(dtype=float)
@@ -677,7 +665,7 @@ def plot_trainability(results, path, bins=24):
         low, high = low / 1.5, high * 1.5
     edges = np.geomspace(low, high * (1 + 1e-9), bins + 1)
     n_cols = len(correlations)
-    fig = Figure(figsize=(2.6 * n_cols + 1.0, 3.4), layout="constrained")
+    fig = new_figure(figsize=(2.6 * n_cols + 1.0, 3.4), layout="constrained")
     axes = fig.subplots(1, n_cols, sharex=True, sharey=True, squeeze=False)[0]
     for ax, p in zip(axes, correlations):
         at_p = results[results["correlation"] == p]
