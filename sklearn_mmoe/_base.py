@@ -74,7 +74,11 @@ def _validate_X(estimator, X, reset):
     with _argument("X"):
         X = validate_data(estimator, X, reset=reset, **_X_CHECKS)
     values = X.data if sp.issparse(X) else X
-    if X.dtype == np.float64 and values.size and np.abs(values).max() > _FLOAT32_MAX:
+    # max and min, not abs().max(): no temporary copy of X (validate_data has
+    # already rejected NaN and infinity).
+    if X.dtype == np.float64 and values.size and (
+        values.max() > _FLOAT32_MAX or values.min() < -_FLOAT32_MAX
+    ):
         raise ValueError(
             f"X contains values beyond the float32 range (|x| > {_FLOAT32_MAX:.3g}), "
             "which the network computes in; rescale X."

@@ -1,0 +1,272 @@
+"""Predict speed: ``predict_proba`` against plain PyTorch inference, in one process.
+
+An ``MMoEClassifier`` (8 experts x 16 units, towers of 8 units) is fitted for
+one epoch on Census-Income (KDD) group 1 (199,523 rows, one-hot encoded to
+486 float32 columns, as in ``bench_fit.py``). Then, on the first
+``--rows`` (100,000) rows, the script times, interleaving every variant
+``--repeats`` times and printing medians:
+
+* ``estimator``: ``est.predict_proba(X)`` with X float32, and with X
+  float64 (which the estimator casts to float32: the difference is the cost
+  of the cast);
+* ``plain``: the same fitted module (``est.net_.module_``) called on the
+  same float32 tensor under ``torch.no_grad()`` and under
+  ``torch.inference_mode()``, followed by ``torch.sigmoid`` and ``.numpy()``
+  (probabilities, as a user would write it), both as one call over all rows
+  and in chunks of 128 to 16,384 rows; the best chunking is the reference.
+
+Target: estimator at most 1.2x the plain reference.
+
+Then single-row latency: ``predict_proba`` on one row (float32 and float64),
+validation included, one call at a time, interleaved with the plain module on
+one row and on one row padded to 128, 256, 512 and 1024 rows (the network
+time of a single-row prediction if the inference chunk had that size),
+``--calls`` (>= 1000) calls each: median and p90 (target: median under
+1 ms). Last, where the time goes: the pieces of ``predict_proba``
+(the validation of X, the network, the chunking/padding around it, the
+conversion to probabilities) timed with ``time.perf_counter`` by calling the
+package's own functions in the order ``predict_proba`` calls them, for 1 row
+and for all rows; with ``--profile`` also a cProfile listing of the
+single-row call. The network time is measured with a thin wrapper module
+around the fitted module.
+
+The machine these numbers come from is shared: passes of the interleaved
+variants during which other processes used more than 10 % of the CPUs are
+dropped and run again (``benchmarks/_quiet.py``), and the output says how
+many passes were clean.
+
+Run::
+
+    python benchmarks/bench_predict.py --data-home ~/scikit_learn_data
+
+where ``<data-home>/census_income/`` holds ``census-income.data.gz`` and
+``census-income.test.gz``. It takes about two minutes on 2 CPU cores.
+"""
+
+import argparse
+import cProfile
+import os
+import pstats
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+from _quiet import Passes
+from bench_fit import load_census
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from sklearn_mmoe import MMoEClassifier
+from sklearn_mmoe._base import _validate_X
+from sklearn_mmoe._data import INFERENCE_CHUNK, predict_logits
+from sklearn_mmoe._targets import decode
+
+CHUNKS = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+PADDED = (128, 256, 512, 1024)
+MODES = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode}
+
+
+def plain_proba(module, Xt, chunk, mode):
+    """Probabilities of every task from the bare module: the reference."""
+    with MODES[mode]():
+        if chunk is None:
+            logits = module(Xt)
+        else:
+            logits = torch.cat([module(Xt[i : i + chunk]) for i in range(0, Xt.shape[0], chunk)])
+        return torch.sigmoid(logits).numpy()
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+class TimedModule(torch.nn.Module):
+    """Wraps a module and adds up the time spent in its forward calls."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+        self.seconds = 0.0
+
+    def forward(self, x):
+        start = time.perf_counter()
+        out = self.module(x)
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def split_predict_proba(est, X):
+    """``predict_proba`` cut into its pieces, each timed (seconds).
+
+    Same calls, in the same order, as ``_BaseMultiTask._logits`` and
+    ``_BaseMultiTask._outputs``: ``_validate_X`` (``validate_data`` and the
+    float32-range check), ``predict_logits``, ``decode``.
+    """
+    t0 = time.perf_counter()
+    check_is_fitted(est)
+    Xv = _validate_X(est, X, reset=False)
+    t1 = time.perf_counter()
+    module = TimedModule(est.net_.module_)
+    logits = predict_logits(module, Xv, est.net_.device)
+    t2 = time.perf_counter()
+    decode(logits, est._tasks)
+    t3 = time.perf_counter()
+    return {
+        "validate X": t1 - t0,
+        "network": module.seconds,
+        "chunk/pad/cat": (t2 - t1) - module.seconds,
+        "to probas": t3 - t2,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-home", default=None, help="scikit-learn data home (default: ~/scikit_learn_data)")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=2000, help="single-row calls per variant (>= 1000)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of single-row predict_proba")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore", ConvergenceWarning)  # one epoch by design
+    load_at_start = os.getloadavg()[0]
+
+    X, Y = load_census(args.data_home)
+    est = MMoEClassifier(
+        n_experts=8, expert_hidden_sizes=(16,), tower_hidden_sizes=(8,),
+        batch_size=1024, learning_rate=1e-3, max_epochs=1, random_state=0,
+    ).fit(X, Y)
+    module = est.net_.module_
+    X32 = np.ascontiguousarray(X[: args.rows])
+    X64 = X32.astype(np.float64)
+    Xt = torch.from_numpy(X32)
+    n, d = X32.shape
+
+    # Same numbers from the estimator and the reference.
+    ref = plain_proba(module, Xt, None, "inference_mode")
+    got = est.predict_proba(X32)
+    err = max(float(np.abs(got[t][:, 1] - ref[:, t, 0]).max()) for t in range(Y.shape[1]))
+
+    # ------------------------------------------------------------ bulk
+    variants = {
+        "estimator f32": lambda: est.predict_proba(X32),
+        "estimator f64": lambda: est.predict_proba(X64),
+        "cast f64->f32": lambda: X64.astype(np.float32),
+    }
+    for mode in MODES:
+        variants[f"{mode} one call"] = lambda m=mode: plain_proba(module, Xt, None, m)
+        for c in CHUNKS:
+            variants[f"{mode} chunk {c}"] = lambda m=mode, c=c: plain_proba(module, Xt, c, m)
+    times = {k: [] for k in variants}
+    split_bulk = {"f32": [], "f64": []}
+    bulk = Passes(args.repeats)
+    for p in bulk:
+        with p:
+            for name, fn in variants.items():
+                times[name].append(timed(fn))
+            split_bulk["f32"].append(split_predict_proba(est, X32))
+            split_bulk["f64"].append(split_predict_proba(est, X64))
+    med = {k: statistics.median(bulk.select(v)) for k, v in times.items()}
+    split_bulk = {k: bulk.select(v) for k, v in split_bulk.items()}
+
+    print(f"Census-Income group 1, MMoE 8x16 experts, towers 8, fitted 1 epoch; "
+          f"predict_proba on X ({n}, {d}); {args.threads} threads; load average at the start: {load_at_start:.2f}")
+    print(f"bulk: {bulk.summary()}")
+    print(f"max |estimator - plain| probability: {err:.1e}; estimator chunk: {INFERENCE_CHUNK} rows (padded)")
+    print()
+    print(f"{'plain reference':<22}{'no_grad s':>11}{'inference_mode s':>18}")
+    print(f"{'one call':<22}{med['no_grad one call']:>11.3f}{med['inference_mode one call']:>18.3f}")
+    for c in CHUNKS:
+        print(f"{f'chunks of {c}':<22}{med[f'no_grad chunk {c}']:>11.3f}{med[f'inference_mode chunk {c}']:>18.3f}")
+    plain_keys = [k for k in med if k.startswith(("no_grad", "inference_mode"))]
+    best = min(plain_keys, key=med.get)
+    one = min(("no_grad one call", "inference_mode one call"), key=med.get)
+    print()
+    print(f"{'estimator':<16}{'s':>8}{'/ one call':>12}{'/ best chunk':>14}")
+    for name in ("estimator f32", "estimator f64"):
+        print(f"{name:<16}{med[name]:>8.3f}{med[name] / med[one]:>12.2f}{med[name] / med[best]:>14.2f}")
+    print(f"(one call = {one}, {med[one]:.3f} s; best = {best}, {med[best]:.3f} s; target <= 1.2)")
+    print(f"float64 input: +{med['estimator f64'] - med['estimator f32']:.3f} s over float32 "
+          f"(a bare X.astype(float32) of these rows: {med['cast f64->f32']:.3f} s)")
+
+    # ------------------------------------------------------- single row
+    x32, x64 = X32[:1], X64[:1]
+    x1t = Xt[:1]
+    single = {
+        "predict_proba f32": lambda: est.predict_proba(x32),
+        "predict_proba f64": lambda: est.predict_proba(x64),
+        "plain 1 row": lambda: plain_proba(module, x1t, None, "inference_mode"),
+    }
+    # The network on one row padded to a fixed chunk: what a single-row
+    # prediction would cost with INFERENCE_CHUNK = c.
+    for c in PADDED:
+        pad = torch.zeros(c, d)
+        pad[:1] = x1t
+        single[f"plain {c} rows"] = lambda pad=pad: plain_proba(module, pad, None, "inference_mode")
+    for fn in single.values():  # warm-up
+        for _ in range(20):
+            fn()
+    lat = {k: [] for k in single}
+    split_single = {"f32": [], "f64": []}
+    block = 200
+    blocks = Passes(-(-args.calls // block))
+    for p in blocks:
+        with p:
+            for k in lat:
+                lat[k].append([])
+            for k in split_single:
+                split_single[k].append([])
+            for _ in range(block):
+                for name, fn in single.items():
+                    lat[name][-1].append(timed(fn))
+                split_single["f32"][-1].append(split_predict_proba(est, x32))
+                split_single["f64"][-1].append(split_predict_proba(est, x64))
+    lat = {k: [t for b in blocks.select(v) for t in b] for k, v in lat.items()}
+    split_single = {k: [t for b in blocks.select(v) for t in b] for k, v in split_single.items()}
+    print()
+    print(f"single-row latency, {len(lat['plain 1 row'])} interleaved calls each, in blocks of {block}: "
+          f"{blocks.summary()}")
+    print(f"{'variant':<22}{'median ms':>11}{'p90 ms':>9}")
+    for name, v in lat.items():
+        print(f"{name:<22}{1e3 * statistics.median(v):>11.3f}{1e3 * np.percentile(v, 90):>9.3f}")
+    print("(target: predict_proba median < 1 ms; 'plain c rows' is the network alone on one row "
+          f"padded to c rows: a single-row prediction's network time if INFERENCE_CHUNK were c; "
+          f"it is {INFERENCE_CHUNK})")
+
+    # ------------------------------------------------------- breakdown
+    print()
+    print("where predict_proba's time goes (medians; perf_counter around the package's own calls)")
+    pieces = ["validate X", "network", "chunk/pad/cat", "to probas"]
+    print(f"{'input':<16}" + "".join(f"{p:>15}" for p in pieces) + f"{'sum':>10}{'measured':>10}")
+    cases = [
+        ("1 row f32", split_single["f32"], "predict_proba f32", 1e3, "ms"),
+        ("1 row f64", split_single["f64"], "predict_proba f64", 1e3, "ms"),
+        (f"{n} rows f32", split_bulk["f32"], "estimator f32", 1.0, "s"),
+        (f"{n} rows f64", split_bulk["f64"], "estimator f64", 1.0, "s"),
+    ]
+    for label, parts, key, scale, unit in cases:
+        m = {p: statistics.median(r[p] for r in parts) for p in pieces}
+        total = statistics.median(lat[key]) if key in lat else med[key]
+        print(f"{label:<16}" + "".join(f"{scale * m[p]:>12.3f} {unit:<2}" for p in pieces)
+              + f"{scale * sum(m.values()):>7.3f} {unit:<2}{scale * total:>7.3f} {unit}")
+    print("(pieces timed in calls interleaved with the measured ones, same passes; 'measured' is "
+          "the median of the whole call above)")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} (2 cores; above ~2 the timings are contended)")
+
+    if args.profile:
+        print()
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(2000):
+            est.predict_proba(x32)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
