@@ -583,13 +583,7 @@ class PLE(_MultiTaskNetwork):
             list(range(t * n_task_experts, (t + 1) * n_task_experts)) + shared
             for t in range(n_tasks)
         ]
-        self.register_buffer("_task_experts", torch.tensor(task_experts), persistent=False)
-        # Above the first level, expert e reads representation _expert_input[e]
-        # of the stacked (task 0, ..., task T-1, shared) representations.
-        groups = [t for t in range(n_tasks) for _ in range(n_task_experts)]
-        groups += [n_tasks] * n_shared_experts
-        self.register_buffer("_expert_input", torch.tensor(groups), persistent=False)
-        self.n_shared_experts = n_shared_experts
+        self.n_task_experts, self.n_shared_experts = n_task_experts, n_shared_experts
 
         self.experts, self.task_gates, self.shared_gates = (
             nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
@@ -611,6 +605,36 @@ class PLE(_MultiTaskNetwork):
             n_tasks, width, max(self.n_outputs), tower_hidden_sizes, activation, dropout
         )
 
+    # Experts are numbered task 0's, task 1's, ..., then the shared ones. The
+    # two helpers below route with views, expand and slices rather than index
+    # gathers, whose backward is a scatter-add (index_put).
+    def _expert_inputs(self, task_rep, shared_rep):
+        """Above the first level: each expert's input, (n_experts, batch, width).
+
+        Task ``t``'s experts read task ``t``'s representation, the shared
+        experts the shared one.
+        """
+        n_tasks, batch, width = task_rep.shape
+        parts = []
+        if self.n_task_experts:
+            own = task_rep.unsqueeze(1).expand(n_tasks, self.n_task_experts, batch, width)
+            parts.append(own.reshape(-1, batch, width))
+        if self.n_shared_experts:
+            parts.append(shared_rep.unsqueeze(0).expand(self.n_shared_experts, batch, width))
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+    def _mix_tasks(self, gates, out):
+        """Each task's gate (T, batch, own + shared) over its own and the shared experts."""
+        n_tasks, n_own = gates.shape[0], self.n_task_experts
+        mixed = 0
+        if n_own:
+            own = out[: n_tasks * n_own].unflatten(0, (n_tasks, n_own))
+            mixed = torch.einsum("tbk,tkbh->tbh", gates[..., :n_own], own)
+        if self.n_shared_experts:
+            shared = out[n_tasks * n_own :]
+            mixed = mixed + torch.einsum("tbk,kbh->tbh", gates[..., n_own:], shared)
+        return mixed
+
     def _levels(self, x):
         """Yield each level's (task gates, shared gate or None, task reps)."""
         task_rep = shared_rep = x
@@ -618,12 +642,9 @@ class PLE(_MultiTaskNetwork):
             if level == 0:
                 out = experts(x)
             else:
-                reps = task_rep
-                if self.n_shared_experts:
-                    reps = torch.cat([task_rep, shared_rep.unsqueeze(0)])
-                out = experts(reps[self._expert_input])
+                out = experts(self._expert_inputs(task_rep, shared_rep))
             gates = task_gates(task_rep)
-            task_rep = torch.einsum("tbk,tkbh->tbh", gates, out[self._task_experts])
+            task_rep = self._mix_tasks(gates, out)
             shared_gate = None
             if level < len(self.shared_gates):
                 shared_gate = self.shared_gates[level](shared_rep)
