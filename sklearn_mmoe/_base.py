@@ -131,6 +131,32 @@ class _TrainingNet(NeuralNet):
             penalty.backward()
         return {"loss": torch.dot(losses.detach(), self.criterion_.task_weights), "y_pred": y_pred}
 
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """skorch's epoch, without waiting for the device at every batch.
+
+        skorch records each batch's loss with ``loss.item()``, which on a GPU
+        waits for the batch to finish before the next one can be queued. Here
+        the losses stay on the device until the epoch ends, and one transfer
+        fills in the batch records of the history. Callbacks get every
+        ``on_batch_end`` as before, with the step's loss tensor; the batch's
+        ``{prefix}_loss`` entry of the history is written at the epoch's end.
+        """
+        if iterator is None:
+            return
+        losses, rows = [], []
+        batches = self.history[-1]["batches"]
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            losses.append(step["loss"].detach())
+            rows.append(batches[-1])
+            self.history.record_batch(prefix + "_batch_size", len(batch[0]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        if losses:
+            for row, value in zip(rows, torch.stack(losses).tolist()):
+                row[prefix + "_loss"] = value
+        self.history.record(prefix + "_batch_count", len(losses))
+
 
 def _numpy_tree(obj):
     """Tensors -> numpy arrays, recursively (dict keys become strings)."""

@@ -1,6 +1,8 @@
 """Behaviour of the estimators: outputs, persistence, pipelines, learning."""
 
+import os
 import pickle
+import traceback
 
 import joblib
 import numpy as np
@@ -341,3 +343,35 @@ def test_bad_targets_raise_naming_y():
         MMoEClassifier().fit(X, np.zeros((len(X), 2, 2)))
     with pytest.raises(ValueError):
         MMoERegressor().fit(X, pd.DataFrame({"a": ["x"] * len(X)}))
+
+
+def test_training_loop_waits_for_the_device_once_per_epoch(monkeypatch):
+    # On a GPU, reading a tensor's value on the host (.item(), .tolist(),
+    # float(), bool(), .numpy(), .cpu()) waits for the queued work to finish.
+    # The number of such reads during fit must not grow with the number of
+    # batches: skorch's loop reads every batch's loss, ours once per epoch.
+    # Adam reads its step counter with .item(): a CPU tensor even when the
+    # parameters are on a GPU (torch's default, capturable=False), so no wait.
+    X, Y = make_multitask_regression(400, 6, random_state=0)
+    reads = ("item", "tolist", "__float__", "__bool__", "numpy", "cpu")
+
+    def host_reads(batch_size):
+        calls = []
+        with monkeypatch.context() as patch:
+            for name in reads:
+                original = getattr(torch.Tensor, name)
+
+                def counted(self, *args, _original=original, **kwargs):
+                    caller = traceback.extract_stack(limit=2)[0].filename
+                    if f"torch{os.sep}optim{os.sep}" not in caller:
+                        calls.append(caller)
+                    return _original(self, *args, **kwargs)
+
+                patch.setattr(torch.Tensor, name, counted)
+            model = MMoERegressor(n_experts=2, batch_size=batch_size, max_epochs=3,
+                                  random_state=0).fit(X, Y)
+        assert len(model.net_.history[-1]["batches"]) == -(-400 // batch_size)
+        assert all(np.isfinite(b["train_loss"]) for b in model.net_.history[-1]["batches"])
+        return len(calls)
+
+    assert host_reads(batch_size=8) == host_reads(batch_size=200)

@@ -246,9 +246,12 @@ def test_same_seed_is_bit_identical_across_processes(tmp_path):
     model = _model(max_epochs=3).fit(X_, Y_)
     np.save(tmp_path / "X.npy", X_)
     np.save(tmp_path / "Y.npy", Y_)
+    # Same seed and same number of torch threads (the suite runs with one:
+    # conftest.py); a different thread count may change float summation order.
     script = f"""
-import numpy as np, warnings
+import numpy as np, torch, warnings
 warnings.simplefilter("ignore")
+torch.set_num_threads({torch.get_num_threads()})
 from sklearn_mmoe import MMoEClassifier
 X, Y = np.load(r"{tmp_path / 'X.npy'}"), np.load(r"{tmp_path / 'Y.npy'}")
 m = MMoEClassifier(n_experts=3, expert_hidden_sizes=(8,), dropout=0.2, batch_size=64,
