@@ -140,10 +140,21 @@ def test_predictions_do_not_depend_on_batch_or_row_order(cls):
     for a, b in zip(full, _outputs(model, X[order])):
         assert np.array_equal(a[order], b)
     # Alone, or in batches of any size and offset, a row's output is
-    # bit-identical (inference runs in fixed-size padded chunks).
+    # bit-identical (inference pads short chunks to 128 rows).
     for start, stop in [(0, 1), (37, 38), (5, 9), (100, 229), (290, 300)]:
         for a, b in zip(full, _outputs(model, X[start:stop])):
             assert np.array_equal(a[start:stop], b)
+
+
+def test_rows_predict_identically_across_inference_chunks():
+    # predict_logits reads 2048-row chunks and pads short ones to 128 rows: a
+    # row's output must not depend on which chunk, or how long a chunk, it
+    # falls in (BLAS's summation order is fixed from 32 rows up).
+    X, Y = make_multitask_regression(5000, 30, random_state=0)
+    model = MMoERegressor(n_experts=4, max_epochs=1, random_state=0).fit(X, Y)
+    full = model.predict(X)
+    for start, stop in [(0, 1), (4999, 5000), (1, 130), (2000, 2100), (1500, 4100), (7, 4999)]:
+        assert np.array_equal(model.predict(X[start:stop]), full[start:stop]), (start, stop)
 
 
 # ------------------------------------------------------- persistence, seeds
