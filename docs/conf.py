@@ -53,9 +53,6 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(torch|sklearn|numpy|pandas|scipy|skorch)(\..+)?"),
 ]
-# Pages that index.rst lists but that may not exist yet in a checkout: their
-# toctree entry is dropped when the page is absent (see _optional_pages).
-OPTIONAL_PAGES = ["reproductions"]
 
 # -- autodoc / autosummary / numpydoc ----------------------------------------
 autosummary_generate = True
@@ -176,21 +173,11 @@ def _no_torch_docstrings(app, what, name, obj, options, lines):
         lines[:] = []
 
 
-def _optional_pages(app, docname, source):
-    """Remove the toctree entries of OPTIONAL_PAGES that do not exist."""
-    if docname != root_doc:
-        return
-    for page in OPTIONAL_PAGES:
-        if not any((DOCS / f"{page}{suffix}").is_file() for suffix in source_suffix):
-            source[0] = re.sub(rf"(?m)^[ \t]+{re.escape(page)}[ \t]*\n", "", source[0])
-
-
 def setup(app):
     app.connect("autodoc-skip-member", _skip_member)
     # before numpydoc (priority 500) turns the docstring into reST
     app.connect("autodoc-process-docstring", _no_torch_docstrings, priority=400)
     app.connect("source-read", _gallery_titles)
-    app.connect("source-read", _optional_pages)
 
 
 # -- HTML ----------------------------------------------------------------------
