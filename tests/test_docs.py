@@ -67,7 +67,7 @@ def test_index(html):
 def test_markdown_pages(html):
     """Every Markdown page of docs/ is built (myst-parser)."""
     pages = sorted(DOCS.glob("*.md"))
-    assert {p.stem for p in pages} >= {"user_guide", "esmm", "performance"}
+    assert {p.stem for p in pages} >= {"user_guide", "esmm", "performance", "reproductions"}
     for page in pages:
         _read(html / f"{page.stem}.html")
     assert "Targets with missing labels" in _read(html / "user_guide.html")
