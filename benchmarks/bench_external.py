@@ -85,7 +85,7 @@ import warnings
 import numpy as np
 import torch
 from _quiet import Sampler
-from bench_fit import MODELS, load_census, plain_epoch
+from bench_fit import MODELS, estimator_fit, load_census, plain_epoch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 
@@ -189,15 +189,6 @@ def rechub_epoch(x, Y, columns_spec, seed):
         return time.perf_counter() - start
 
 
-def estimator_fit(X, Y, seed):
-    est = MODELS["mmoe"]["estimator"]().set_params(
-        batch_size=BATCH, learning_rate=LR, max_epochs=1, random_state=seed
-    )
-    start = time.perf_counter()
-    est.fit(X, Y)
-    return time.perf_counter() - start
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-home", default=None, help="scikit-learn data home (default: ~/scikit_learn_data)")
@@ -227,7 +218,7 @@ def main(argv=None):
 
     variants = {
         "plain": lambda r: plain_epoch(MODELS["mmoe"]["plain"](X.shape[1], 2), Xt, Yt, r),
-        "estimator": lambda r: estimator_fit(X, Y, r),
+        "estimator": lambda r: estimator_fit(MODELS["mmoe"]["estimator"], X, Y, r)[0],
     }
     for enc, (x, spec) in inputs.items():
         if "deepctr" in libs:

@@ -76,10 +76,11 @@ def main(argv=None):
     n_samples, max_epochs = (2000, 10) if args.fast else (10_000, synthetic.MAX_EPOCHS)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    distances, written = {}, []
+    gates_by_setting, distances, written = {}, {}, []
     for p in (1.0, 0.0):
         gates = synthetic_gates(p, n_samples, max_epochs)
         label = f"synthetic, task correlation {p:g}"
+        gates_by_setting[label] = gates
         distances[label] = report(label, gates, ["task 1", "task 2"])
         written.append(out.with_name(f"{out.name}_synthetic_p{p:g}.png"))
         plot_gate_weights({"gates": gates}, written[-1], ["task 1", "task 2"],
@@ -90,12 +91,13 @@ def main(argv=None):
     else:
         gates, task_names, epoch = census_gates(census_home)
         label = f"Census-Income group 1 (epoch {epoch})"
+        gates_by_setting[label] = gates
         distances[label] = report(label, gates, task_names)
         written.append(out.with_name(f"{out.name}_census.png"))
         plot_gate_weights({"gates": gates}, written[-1], task_names,
                           title=f"MMoE gates, {label}, test split")
     print("\nwritten: " + ", ".join(str(p) for p in written))
-    return dict(distances=distances, paths=written)
+    return dict(gates=gates_by_setting, distances=distances, paths=written)
 
 
 if __name__ == "__main__":

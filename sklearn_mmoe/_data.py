@@ -135,25 +135,32 @@ class BatchIterator:
             yield self.dataset.batch(index)
 
 
+def inference_chunks(X, device):
+    """Yield ``(chunk, rows)``: X's rows, at least 128 per chunk, on ``device``.
+
+    Chunks hold :data:`INFERENCE_CHUNK` rows of ``X`` (validated, float32
+    tensor or CSR); a shorter one (the last, or the only one) is padded with
+    zero rows to :data:`MIN_INFERENCE_ROWS`, and ``rows`` says how many of
+    its rows are real.
+    """
+    n = X.shape[0]
+    for start in range(0, n, INFERENCE_CHUNK):
+        stop = min(start + INFERENCE_CHUNK, n)
+        chunk = dense_rows(X, slice(start, stop), device)
+        rows = stop - start
+        if rows < MIN_INFERENCE_ROWS:
+            padding = chunk.new_zeros((MIN_INFERENCE_ROWS - rows, chunk.shape[1]))
+            chunk = torch.cat([chunk, padding])
+        yield chunk, rows
+
+
 def predict_logits(module, X, device):
     """Evaluate ``module`` on validated inputs, in chunks of at least 128 rows.
 
-    Returns a float32 numpy array of logits ``(n_samples, n_tasks, n_out)``.
-    Chunks hold :data:`INFERENCE_CHUNK` rows; a shorter one (the last, or
-    the only one) is padded to :data:`MIN_INFERENCE_ROWS`. The module must
-    already be in evaluation mode; nothing about it is changed, so concurrent
-    calls are safe.
+    Returns a float32 numpy array of logits ``(n_samples, n_tasks, n_out)``
+    (see :func:`inference_chunks`). The module must already be in evaluation
+    mode; nothing about it is changed, so concurrent calls are safe.
     """
-    X = as_float32_rows(X)
-    n = X.shape[0]
-    outputs = []
     with torch.inference_mode():
-        for start in range(0, n, INFERENCE_CHUNK):
-            stop = min(start + INFERENCE_CHUNK, n)
-            chunk = dense_rows(X, slice(start, stop), device)
-            rows = stop - start
-            if rows < MIN_INFERENCE_ROWS:
-                padding = chunk.new_zeros((MIN_INFERENCE_ROWS - rows, chunk.shape[1]))
-                chunk = torch.cat([chunk, padding])
-            outputs.append(module(chunk)[:rows])
+        outputs = [module(chunk)[:rows] for chunk, rows in inference_chunks(as_float32_rows(X), device)]
     return torch.cat(outputs).cpu().numpy()

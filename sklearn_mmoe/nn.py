@@ -767,8 +767,6 @@ class CrossStitch(_MultiTaskNetwork):
         super().__init__()
         self.n_outputs = tuple(int(k) for k in n_outputs)
         n_tasks = len(self.n_outputs)
-        if len(hidden_sizes) == 0:
-            raise ValueError("hidden_sizes must contain at least one layer size.")
         self.columns = ParallelMLP(n_tasks, n_features, hidden_sizes, activation, dropout)
         off = (1 - alpha) / (n_tasks - 1) if n_tasks > 1 else 0.0
         init = torch.full((n_tasks, n_tasks), off) + torch.eye(n_tasks) * (

@@ -1,5 +1,6 @@
 """Fixtures shared by the test modules."""
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -10,6 +11,14 @@ from sklearn_mmoe.datasets import _census, fetch_census_income
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CENSUS_FILES = ("census-income.data.gz", "census-income.test.gz")
+
+
+def load_example(name):
+    """The module of ``examples/<name>.py`` (its ``main`` is not run)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def shared_data_dir():

@@ -7,25 +7,16 @@ are calibrated against the true probabilities of the simulation, and every
 pCVR model ranks impressions better than chance.
 """
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_example
 
 
 def test_esmm_simulation_fast(tmp_path, capsys):
     out = tmp_path / "esmm.csv"
-    result = _load("esmm_simulation").main(["--fast", "--out", str(out)])
+    result = load_example("esmm_simulation").main(["--fast", "--out", str(out)])
     capsys.readouterr()
     runs = pd.DataFrame(result["runs"])
     models = ["ESMM (shared-bottom)", "CVR on clicks (baseline)", "ESMM (MMoE)"]

@@ -1,20 +1,13 @@
 """The examples run (in their fast mode) and learn what their data contain."""
 
-import importlib.util
-from pathlib import Path
+import numpy as np
+import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_example
 
 
 def test_quickstart_fast(capsys):
-    auc = _load("quickstart").main(["--fast"])
+    auc = load_example("quickstart").main(["--fast"])
     out = capsys.readouterr().out
     assert "pickled model predicts identically: True" in out
     # Both tasks are learnt, close to what the true probabilities reach
@@ -23,10 +16,17 @@ def test_quickstart_fast(capsys):
 
 
 def test_gate_distributions_fast(tmp_path, capsys):
-    out = _load("gate_distributions").main(["--fast", "--out", str(tmp_path / "gates")])
+    out = load_example("gate_distributions").main(["--fast", "--out", str(tmp_path / "gates")])
     printed = capsys.readouterr().out
     assert "total variation distance" in printed and "Census-Income: skipped" in printed
-    distances = list(out["distances"].values())
-    assert all(0.0 <= d <= 1.0 for d in distances)
+    example = load_example("gate_distributions")
+    assert example.total_variation(np.array([[0.5, 0.5], [0.5, 0.5]])) == 0.0
+    assert example.total_variation(np.array([[1.0, 0.0], [0.0, 1.0]])) == 1.0
+    assert list(out["gates"]) == list(out["distances"])
+    for label, gates in out["gates"].items():
+        # two tasks' gates over the 8 experts, each a probability distribution
+        assert gates.shape == (2, 8)
+        np.testing.assert_allclose(gates.sum(axis=1), 1.0, rtol=1e-5)
+        assert out["distances"][label] == pytest.approx(0.5 * np.abs(gates[0] - gates[1]).sum())
     assert [p.name for p in out["paths"]] == ["gates_synthetic_p1.png", "gates_synthetic_p0.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in out["paths"])

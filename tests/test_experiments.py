@@ -20,7 +20,7 @@ def _data(n=300, seed=0):
 def test_average_gate_weights():
     X, Y = _data()
     mmoe = make_pipeline(StandardScaler(), MMoEClassifier(n_experts=4, max_epochs=3, random_state=0))
-    weights = average_gate_weights(mmoe.fit(X, Y), X, batch_size=128)
+    weights = average_gate_weights(mmoe.fit(X, Y), X)
     assert list(weights) == ["gates"] and weights["gates"].shape == (2, 4)
     np.testing.assert_allclose(weights["gates"].sum(axis=1), 1.0, rtol=1e-5)
     # the mean of the per-row gate weights, computed directly
@@ -29,6 +29,9 @@ def test_average_gate_weights():
     module = mmoe[-1].net_.module_
     direct = module.gate_weights(torch.as_tensor(mmoe[0].transform(X), dtype=torch.float32))
     np.testing.assert_allclose(weights["gates"], direct.mean(dim=1).detach().numpy(), rtol=1e-5)
+    # fewer rows than an inference chunk: the padding rows are not averaged in
+    few = average_gate_weights(mmoe, X[:50])["gates"]
+    np.testing.assert_allclose(few, direct[:, :50].mean(dim=1).detach().numpy(), rtol=1e-5)
 
     omoe = OMoERegressor(n_experts=3, max_epochs=2, random_state=0).fit(X, Y)
     assert average_gate_weights(omoe, X)["gates"].shape == (1, 3)
@@ -48,4 +51,10 @@ def test_plot_gate_weights(tmp_path):
     X, Y = _data()
     model = MMoEClassifier(n_experts=4, max_epochs=2, random_state=0).fit(X, Y)
     path = plot_gate_weights(average_gate_weights(model, X), tmp_path / "gates.png", ["a", "b"])
-    assert path.stat().st_size > 1000
+    # one 3-inch panel per gate at 100 dpi: a PNG 600 pixels wide for two tasks
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(header[16:20], "big") == 600
+    omoe = OMoERegressor(n_experts=3, max_epochs=1, random_state=0).fit(X, Y)
+    one = plot_gate_weights(average_gate_weights(omoe, X), tmp_path / "one.png")
+    assert int.from_bytes(one.read_bytes()[16:20], "big") == 300

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import load_example
 from sklearn_mmoe.experiments import synthetic
 from sklearn_mmoe.experiments.synthetic import FAST, run_correlation_experiment
 
@@ -129,10 +130,7 @@ def test_plots(fast_results, tmp_path):
 
 
 def test_example_fast(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        "synthetic_correlation", ROOT / "examples" / "synthetic_correlation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_example("synthetic_correlation")
     out = module.main(["--fast", "--runs", "1", "--correlations", "0.5", "--no-progress",
                        "--out", str(tmp_path / "run")])
     printed = capsys.readouterr().out

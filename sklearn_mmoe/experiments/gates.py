@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._data import as_float32_rows, dense_rows
+from .._base import _validate_X
+from .._data import as_float32_rows, inference_chunks
 from ._plotting import new_figure
 
 __all__ = ["average_gate_weights", "plot_gate_weights"]
@@ -23,7 +24,7 @@ def _final_step(model):
     return None, model
 
 
-def average_gate_weights(model, X, batch_size=4096):
+def average_gate_weights(model, X):
     """Mean gate weight per expert, for each gate of a fitted model.
 
     Parameters
@@ -31,10 +32,9 @@ def average_gate_weights(model, X, batch_size=4096):
     model : fitted estimator or Pipeline
         Its network must be a mixture of experts (``net_.module_`` has
         ``gate_weights``).
-    X : array-like of shape (n_samples, n_features)
-        Inputs to average over (untransformed if ``model`` is a Pipeline).
-    batch_size : int, default=4096
-        Rows per forward pass.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Inputs to average over (untransformed if ``model`` is a Pipeline),
+        validated as for ``predict``.
 
     Returns
     -------
@@ -48,13 +48,11 @@ def average_gate_weights(model, X, batch_size=4096):
     module = estimator.net_.module_
     if not hasattr(module, "gate_weights"):
         raise ValueError(f"{type(estimator).__name__}'s network has no gates.")
-    X = as_float32_rows(np.asarray(X, dtype=np.float32) if not hasattr(X, "tocsr") else X)
-    sums, n = {}, X.shape[0]
-    device = estimator.net_.device
+    X = as_float32_rows(_validate_X(estimator, X, reset=False))
+    sums = {}
     with torch.inference_mode():
-        for start in range(0, n, batch_size):
-            batch = dense_rows(X, slice(start, min(start + batch_size, n)), device)
-            gates = module.gate_weights(batch)
+        for chunk, rows in inference_chunks(X, estimator.net_.device):
+            gates = module.gate_weights(chunk)
             named = (
                 {"gates": gates}
                 if isinstance(gates, torch.Tensor)
@@ -66,9 +64,9 @@ def average_gate_weights(model, X, batch_size=4096):
                 }
             )
             for name, g in named.items():
-                total = g.sum(dim=1).cpu().numpy().astype(np.float64)
+                total = g[:, :rows].sum(dim=1).cpu().numpy().astype(np.float64)
                 sums[name] = sums.get(name, 0.0) + total
-    return {name: total / n for name, total in sums.items()}
+    return {name: total / X.shape[0] for name, total in sums.items()}
 
 
 def plot_gate_weights(weights, path, task_names=None, title=None):
