@@ -127,6 +127,10 @@ def test_plots(fast_results, tmp_path):
     for path in (fig4, fig5):
         assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert 5_000 < path.stat().st_size < 150_000
+    width = {p.name: int.from_bytes(p.read_bytes()[16:20], "big") for p in (fig4, fig5)}
+    # Fig. 4: the MSE panel and the paired-ratio panel (11 in at 90 dpi); Fig. 5: one
+    # 2.6-in panel per correlation plus the axis labels (2 correlations: 6.2 in).
+    assert width == {"fig4.png": 990, "fig5.png": 558}
 
 
 def test_example_fast(tmp_path, capsys):
