@@ -48,7 +48,11 @@ torch.optim.Optimizer subclass, default="adam"
 
 optimizer_kwargs : dict, default=None
     Further keyword arguments of the optimizer, e.g. ``{"momentum": 0.9}``
-    for SGD or ``{"betas": (0.9, 0.99)}`` for Adam.
+    for SGD or ``{"betas": (0.9, 0.99)}`` for Adam. A named optimizer uses
+    PyTorch's fused implementation (``fused=True``) where the installed
+    torch has one for the device and these arguments; it is faster and
+    equal to the default implementation up to float32 rounding. Pass
+    ``{"fused": False}`` or ``{"foreach": ...}`` to choose another.
 
 learning_rate : float, default=1e-3
     Learning rate (> 0).

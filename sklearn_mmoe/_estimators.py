@@ -500,7 +500,7 @@ _EXAMPLE_ARGS = {
     "single_task": "",
     "l2_constrained": "coupling=0.1, ",
     "cross_stitch": "",
-    "tensor_factorization": "rank=4, ",
+    "tensor_factorization": "rank=4, learning_rate=3e-3, ",
 }
 _SEE_ALSO = {
     "shared_bottom": "MMoE{kind} : One gate per task over shared experts.",

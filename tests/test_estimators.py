@@ -26,6 +26,7 @@ from sklearn_mmoe import (
     SharedBottomClassifier,
     SharedBottomRegressor,
 )
+from sklearn_mmoe._base import _fused_works
 from sklearn_mmoe.datasets import fetch_census_income, make_multitask_regression
 from sklearn_mmoe.metrics import make_multitask_scorer, masked_roc_auc_score
 
@@ -321,6 +322,82 @@ def test_optimizer_options(capsys):
     model = _small(MMoERegressor, max_epochs=2, verbose=1).fit(X, Y)
     assert "train_loss" in capsys.readouterr().out
 
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "adagrad"])
+def test_named_optimizers_run_fused_where_torch_has_it(optimizer):
+    X, Y = _regression()
+    group = _small(MMoERegressor, optimizer=optimizer, max_epochs=1).fit(X, Y).net_.optimizer_.param_groups[0]
+    # torch has fused CPU kernels for these since 2.5 (Adam, AdamW since 2.4).
+    if tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 5):
+        assert group["fused"] is True
+
+
+def test_fused_optimizer_learns_what_the_default_one_learns():
+    X, Y = _regression()
+    fused = _small(MMoERegressor, max_epochs=20).fit(X, Y)
+    loop = _small(MMoERegressor, max_epochs=20, optimizer_kwargs={"fused": False}).fit(X, Y)
+    assert not loop.net_.optimizer_.param_groups[0]["fused"]
+    # The same arithmetic up to float32 rounding: predictions agree closely.
+    np.testing.assert_allclose(fused.predict(X), loop.predict(X), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "optimizer, kwargs, fused",
+    [
+        ("adam", {"foreach": True}, None),  # the user's implementation choice stands
+        ("adam", {"fused": False}, False),
+        ("rmsprop", None, None),  # no fused kernel
+        (torch.optim.Adam, None, None),  # a class is used exactly as given
+    ],
+)
+def test_fused_only_when_the_user_left_the_choice_open(optimizer, kwargs, fused):
+    X, Y = _regression()
+    model = _small(MMoERegressor, optimizer=optimizer, optimizer_kwargs=kwargs, max_epochs=1)
+    group = model.fit(X, Y).net_.optimizer_.param_groups[0]
+    assert group.get("fused") is fused
+    assert model.optimizer_kwargs == kwargs  # not modified
+
+
+def test_fused_probe_says_no_to_options_fused_does_not_support():
+    assert not _fused_works(torch.optim.Adam, "cpu", {"differentiable": True})
+    assert not _fused_works(torch.optim.RMSprop, "cpu", {})
+
+
+class _BatchCounter(Callback):
+    def initialize(self):
+        self.calls = {"begin": 0, "grad": 0, "end": 0}
+        self.modes = []
+        return self
+
+    def on_batch_begin(self, net, **kwargs):
+        self.calls["begin"] += 1
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        self.calls["grad"] += 1
+        self.modes.append(net.module_.training)
+
+    def on_batch_end(self, net, **kwargs):
+        self.calls["end"] += 1
+        net.module_.eval()  # the next training step must switch back
+
+
+class _InheritedCounter(_BatchCounter):
+    pass
+
+
+def test_batch_callbacks_get_every_call_and_steps_always_train():
+    X, Y = _regression()
+    model = _small(MMoERegressor, max_epochs=3, batch_size=64, dropout=0.2, callbacks=[
+        ("counter", _BatchCounter()), ("inherited", _InheritedCounter()),
+    ]).fit(X, Y)
+    batches = 3 * -(-len(X) // 64)
+    for name in ("counter", "inherited"):
+        callback = dict(model.net_.callbacks_)[name]
+        assert callback.calls == {"begin": batches, "grad": batches, "end": batches}
+        assert callback.modes == [True] * batches
+    # Outside the epochs, notify is skorch's own again.
+    assert model.net_._batch_hooks is None
 
 # --------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
