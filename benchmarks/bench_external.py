@@ -72,7 +72,6 @@ torch-rechub 0.9.0). Without either library the script says so and exits
 with status 0.
 """
 
-import argparse
 import contextlib
 import io
 import os
@@ -84,6 +83,7 @@ import warnings
 
 import numpy as np
 import torch
+from _cli import bench_parser
 from _quiet import Sampler
 from bench_fit import MODELS, estimator_fit, load_census, plain_epoch
 from sklearn.exceptions import ConvergenceWarning
@@ -190,10 +190,7 @@ def rechub_epoch(x, Y, columns_spec, seed):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-home", default=None, help="scikit-learn data home (default: ~/scikit_learn_data)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = bench_parser(__doc__, repeats=5)
     parser.add_argument("--encodings", default="native,onehot", help="inputs of the libraries: native, onehot")
     args = parser.parse_args(argv)
     libs = available()

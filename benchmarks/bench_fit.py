@@ -62,7 +62,6 @@ holds ``census-income.data.gz`` and ``census-income.test.gz``
 network is reachable).
 """
 
-import argparse
 import statistics
 import time
 import warnings
@@ -70,6 +69,7 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _cli import bench_parser
 from _quiet import Sampler
 from sklearn.compose import make_column_transformer
 from sklearn.exceptions import ConvergenceWarning
@@ -297,12 +297,11 @@ def estimator_fit(make, X, Y, seed):
     return seconds, est.net_.history[-1, "dur"], n_parameters(est.net_.module_)
 
 
-def parse_model_args(parser, argv, repeats):
-    """Parse ``--models``, ``--repeats``, ``--threads`` (and ``parser``'s own);
-    set torch's threads. Returns ``(args, models)``."""
+def parse_model_args(doc, argv, repeats, data_home=True):
+    """Parse the shared options (``_cli.bench_parser``) and ``--models``; set
+    torch's threads. Returns ``(args, models)``."""
+    parser = bench_parser(doc, repeats, data_home)
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
-    parser.add_argument("--repeats", type=int, default=repeats)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     models = args.models.split(",")
     unknown = set(models) - set(MODELS)
@@ -313,9 +312,7 @@ def parse_model_args(parser, argv, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-home", default=None, help="scikit-learn data home (default: ~/scikit_learn_data)")
-    args, models = parse_model_args(parser, argv, repeats=5)
+    args, models = parse_model_args(__doc__, argv, repeats=5)
     warnings.simplefilter("ignore", ConvergenceWarning)  # one epoch by design
     X, Y = load_census(args.data_home)
     Xt, d, n_tasks = torch.from_numpy(X), X.shape[1], Y.shape[1]

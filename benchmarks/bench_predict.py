@@ -43,7 +43,6 @@ where ``<data-home>/census_income/`` holds ``census-income.data.gz`` and
 ``census-income.test.gz``. It takes about two minutes on 2 CPU cores.
 """
 
-import argparse
 import cProfile
 import os
 import pstats
@@ -53,6 +52,7 @@ import warnings
 
 import numpy as np
 import torch
+from _cli import bench_parser
 from _quiet import Passes
 from bench_fit import load_census
 from sklearn.exceptions import ConvergenceWarning
@@ -124,12 +124,9 @@ def split_predict_proba(est, X):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-home", default=None, help="scikit-learn data home (default: ~/scikit_learn_data)")
+    parser = bench_parser(__doc__, repeats=7)
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--calls", type=int, default=2000, help="single-row calls per variant (>= 1000)")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of single-row predict_proba")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -55,6 +55,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 import torch
+from _cli import bench_parser
 from _quiet import Sampler
 from sklearn.compose import make_column_transformer
 from sklearn.exceptions import ConvergenceWarning
@@ -163,11 +164,8 @@ def measure_memory(path, threads):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-home", default=None, help="scikit-learn data home (default: ~/scikit_learn_data)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = bench_parser(__doc__, repeats=5)
     parser.add_argument("--mem-repeats", type=int, default=2, help="subprocess fits per variant")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one sparse fit")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

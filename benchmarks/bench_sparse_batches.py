@@ -49,7 +49,6 @@ Run::
 (about two minutes on 2 CPU cores).
 """
 
-import argparse
 import os
 import statistics
 import time
@@ -58,6 +57,7 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _cli import bench_parser
 from _quiet import Sampler, wait_quiet
 from bench_sparse import load_census_csr
 
@@ -199,10 +199,7 @@ def train_epoch(kind, module, Xs, Xd, Y, seed):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-home", default=None, help="scikit-learn data home (default: ~/scikit_learn_data)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = bench_parser(__doc__, repeats=5)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", UserWarning)  # torch's "sparse is beta" notices

@@ -10,9 +10,9 @@ For each architecture of ``bench_fit.py`` (Census-sized: 486 float32
 columns, batch 1024, 2 threads; random data, since only shapes matter here),
 it fits the estimator for one epoch on 4,096 rows and then times, per batch:
 
-* ``step``: one training step done by hand on the fitted network (forward,
-  masked multi-task loss, backward, Adam step with the estimator's optimizer),
-  the work every loop has to do;
+* ``step``: one training step of the fitted network (``zero_grad``, the
+  estimator's ``train_step_single``: forward, masked multi-task loss,
+  backward; then the Adam step), the work every loop has to do;
 * ``adam``: the optimizer step alone, with PyTorch's default (for-loop) Adam
   and with the fused kernel the estimators use (``fused=True``);
 * what skorch's loop adds per batch, and what this package's loop adds:
@@ -31,7 +31,6 @@ Run::
     python benchmarks/bench_step.py
 """
 
-import argparse
 import timeit
 import warnings
 
@@ -60,20 +59,17 @@ def measure(name, repeats):
     )
     est.fit(X, Y)
     net = est.net_
-    module, criterion = net.module_, net.criterion_
     xb = torch.from_numpy(X[:BATCH])
     target = torch.from_numpy(np.nan_to_num(Y[:BATCH]))
     weight = torch.from_numpy((~np.isnan(Y[:BATCH])).astype(np.float32))
-    module.train()
-    criterion.train()
     optimizers = {
         "fused": net.optimizer_,
-        "default": torch.optim.Adam(module.parameters(), lr=LR, foreach=False),
+        "default": torch.optim.Adam(net.module_.parameters(), lr=LR, foreach=False),
     }
 
-    def step(optimizer):
+    def step(optimizer):  # the estimator's own step, with either optimizer
         optimizer.zero_grad()
-        criterion.weighting.backward(criterion.per_task(module(xb), target, weight), module)
+        net.train_step_single((xb, (target, weight)))
         optimizer.step()
 
     for optimizer in optimizers.values():  # create the optimizers' state
@@ -91,9 +87,7 @@ def measure(name, repeats):
     }
     n = 2000
     result["skorch train mode"] = _best_us(lambda: net._set_training(True), n, repeats)
-    result["ours train mode"] = _best_us(
-        lambda: module.training and criterion.training or net._set_training(True), n, repeats
-    )
+    result["ours train mode"] = _best_us(net._train_mode, n, repeats)
 
     def notify3(notify=net.notify):
         notify("on_batch_begin", batch=None, training=True)
@@ -118,8 +112,7 @@ def measure(name, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    args, models = parse_model_args(parser, argv, repeats=7)
+    args, models = parse_model_args(__doc__, argv, repeats=7, data_home=False)
     warnings.simplefilter("ignore", ConvergenceWarning)
     results = {name: measure(name, args.repeats) for name in models}
     labels = list(next(iter(results.values())))
