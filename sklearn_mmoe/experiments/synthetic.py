@@ -27,8 +27,8 @@ paper does not state it, see :data:`MAX_EPOCHS` and :data:`LEARNING_RATES`.
 Every fit uses one torch thread (the caller's setting is restored
 afterwards); ``n_jobs`` runs data sets in parallel processes. The full
 default run (5 correlations x 3 models x 20 runs = 300 fits on 10,000
-training rows) takes about an hour of CPU time (half an hour with
-``n_jobs=2`` on 2 cores); ``run_correlation_experiment(**FAST)`` is a smoke
+training rows) takes about half an hour of CPU time (14 minutes with
+``n_jobs=2`` on 2 idle cores); ``run_correlation_experiment(**FAST)`` is a smoke
 configuration of a few seconds.
 """
 
