@@ -58,6 +58,30 @@ ACTIVATIONS_TYPES = tuple(ACTIVATIONS.values())
 TASK_TYPES = ("binary", "multiclass", "regression")
 
 
+# Output width below which a weight is multiplied in column-major layout.
+_NARROW = 16
+
+
+def _gemm_layout(weight):
+    """``weight`` (``(..., in, out)``), in the memory layout its product wants.
+
+    When gradients are computed, a product ``x @ weight`` with fewer than 16
+    output columns runs 2 to 5 times slower (forward and weight gradient)
+    with ``weight`` row-major than column-major, as :class:`torch.nn.Linear`
+    stores it, on MKL (measured for 2 to 12 columns, 16 to 2,000 inputs, 256
+    to 4,096 rows); from 16 columns up the two are within about 10 %. Such a
+    weight is small, so it is copied to column-major for the product, and its
+    gradient copied back; the parameter keeps its documented shape.
+
+    Without gradients (inference) the row-major product is kept: there, a
+    row's result does not depend on the other rows of the batch, which the
+    column-major kernel does not guarantee for these shapes.
+    """
+    if weight.shape[-1] >= _NARROW or not (weight.requires_grad and torch.is_grad_enabled()):
+        return weight
+    return weight.transpose(-1, -2).contiguous().transpose(-1, -2)
+
+
 class ParallelLinear(nn.Module):
     """``n_parallel`` independent affine maps evaluated as one batched product.
 
@@ -107,12 +131,12 @@ class ParallelLinear(nn.Module):
             out = torch.addmm(
                 self.bias.view(1, -1),
                 x,
-                self.weight.view(self.in_features, -1),
+                _gemm_layout(self.weight.view(self.in_features, -1)),
             )
             return out.view(x.shape[0], self.n_parallel, self.out_features).transpose(
                 0, 1
             )
-        return torch.baddbmm(self.bias, x, self.weight)
+        return torch.baddbmm(self.bias, x, _gemm_layout(self.weight))
 
     def extra_repr(self):
         return (

@@ -14,7 +14,7 @@ from sklearn_mmoe import (
     PLERegressor,
 )
 from sklearn_mmoe.datasets import make_multitask_regression
-from sklearn_mmoe.nn import PLE, Gates, MMoE, OMoE
+from sklearn_mmoe.nn import PLE, Gates, MMoE, OMoE, ParallelLinear, _gemm_layout
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -150,3 +150,43 @@ def test_top_k_estimators():
         PLEClassifier(n_shared_experts=1, n_task_experts=1, top_k=3).fit(X, Y)
     reg = OMoERegressor(n_experts=4, top_k=2, max_epochs=2, random_state=0).fit(X, Y)
     assert reg.predict(X).shape == Y.shape
+
+
+def _row_major_parallel_linear(layer, x, weight):
+    """ParallelLinear's product written with the row-major weight as stored."""
+    if layer.shared_input:
+        out = torch.addmm(layer.bias.detach().view(1, -1), x, weight.view(x.shape[-1], -1))
+        return out.view(x.shape[0], layer.n_parallel, layer.out_features).transpose(0, 1)
+    return torch.baddbmm(layer.bias.detach(), x, weight)
+
+
+@pytest.mark.parametrize("shared_input", [True, False])
+@pytest.mark.parametrize("n_parallel, out_features", [(1, 8), (2, 1), (3, 4), (2, 8), (1, 64)])
+def test_parallel_linear_layout_does_not_change_the_maths(shared_input, n_parallel, out_features):
+    # Narrow products are computed with a column-major copy of the weight when
+    # gradients are on (faster on MKL); the outputs and the parameter's
+    # gradient are those of the row-major product, up to float32 rounding,
+    # and inference uses the row-major product itself.
+    torch.manual_seed(0)
+    layer = ParallelLinear(n_parallel, 37, out_features, shared_input=shared_input)
+    x = torch.randn(200, 37) if shared_input else torch.randn(n_parallel, 200, 37)
+    weight = layer.weight.detach().clone().requires_grad_()
+    ref = _row_major_parallel_linear(layer, x, weight)
+    ref.square().sum().backward()
+    out = layer(x)
+    out.square().sum().backward()
+    torch.testing.assert_close(out, ref.detach(), rtol=1e-5, atol=1e-5)
+    assert layer.weight.grad.shape == layer.weight.shape
+    torch.testing.assert_close(layer.weight.grad, weight.grad, rtol=1e-5, atol=1e-4)
+    with torch.no_grad():
+        assert torch.equal(layer(x), _row_major_parallel_linear(layer, x, layer.weight))
+
+
+def test_narrow_weights_are_multiplied_column_major_only_with_gradients():
+    narrow = torch.zeros(37, 8, requires_grad=True)
+    wide = torch.zeros(37, 16, requires_grad=True)
+    assert _gemm_layout(narrow).stride() == (1, 37)  # column-major copy
+    assert _gemm_layout(wide) is wide
+    with torch.no_grad():
+        assert _gemm_layout(narrow) is narrow
+    assert _gemm_layout(narrow.detach()).stride() == (8, 1)
