@@ -145,12 +145,15 @@ class Sampler:
         self.names, self.wanted, self.threshold, self.timeout = list(names), wanted, threshold, timeout
         self.max_rounds = max_rounds or 3 * wanted
         self.samples = {n: [] for n in self.names}  # (value, share of others)
+        self.rounds = {}  # name: the round of each sample
+        self._round = 0
 
     def _n_clean(self, name):
         return sum(share < self.threshold for _, share in self.samples[name])
 
     def __iter__(self):
-        for _ in range(self.max_rounds):
+        for round_ in range(self.max_rounds):
+            self._round = round_
             todo = [n for n in self.names if self._n_clean(n) < self.wanted]
             if not todo:
                 return
@@ -161,12 +164,21 @@ class Sampler:
         with Monitor() as m:
             value = fn(*args)
         self.samples[name].append((value, m.others))
+        self.rounds.setdefault(name, []).append(self._round)
         return value
 
     def values(self, name):
         """Clean values (all values if none was clean)."""
         clean = [v for v, share in self.samples[name] if share < self.threshold]
         return clean or [v for v, _ in self.samples[name]]
+
+    def pairs(self, a, b):
+        """``[(value of a, value of b)]`` for the rounds where both were measured clean."""
+        def by_round(name):
+            return {r: v for r, (v, share) in zip(self.rounds.get(name, []), self.samples[name])
+                    if share < self.threshold}
+        va, vb = by_round(a), by_round(b)
+        return [(va[r], vb[r]) for r in sorted(va.keys() & vb.keys())]
 
     def summary(self):
         total = sum(len(v) for v in self.samples.values())

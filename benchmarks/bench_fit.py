@@ -41,7 +41,9 @@ same number of parameters (checked; printed after the table).
 
 The variants of every model are interleaved ``--repeats`` times; the table
 is printed for the medians and for the best (minimum) times, which on a
-shared machine are the less disturbed estimate;
+shared machine are the less disturbed estimate, and the paired ratio: the
+median over rounds of the estimator's epoch over the plain epoch measured
+next to it in the same round, which cancels the machine's slow drifts;
 an epoch during which other processes used more than 10 % of the CPUs is
 dropped and run again (``benchmarks/_quiet.py``). The table shows the whole
 one-epoch fit over the plain epoch (``fit/plain``), and the estimator's epoch
@@ -338,6 +340,14 @@ def main(argv=None):
     print(f"Census-Income group 1: X {X.shape} float32, {args.threads} threads, batch {BATCH}, "
           f"{args.repeats} clean epochs per variant")
     print(sampler.summary())
+    print("paired: median over rounds of the estimator's epoch over the plain loop's epoch "
+          "measured next to it (slow drifts of the machine cancel out):")
+    for name in models:
+        paired = {v: statistics.median(e[1] / p for e, p in sampler.pairs(f"{name} estimator", f"{name} {v}"))
+                  for v in ("plain", "fused")}
+        goal = MODELS[name]["goal"]
+        print(f"  {name:<14} epoch/plain {paired['plain']:.2f}  epoch/fused {paired['fused']:.2f}"
+              f"  target <= {goal}" + ("" if paired["plain"] <= goal else "  missed"))
     for label, stat in (("median", statistics.median), ("best", min)):
         print(f"{label} of {args.repeats}:")
         print(f"{'model':<14}{'plain s':>9}{'fused s':>9}{'plain+nn s':>12}{'est fit s':>11}"
