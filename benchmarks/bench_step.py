@@ -10,9 +10,13 @@ For each architecture of ``bench_fit.py`` (Census-sized: 486 float32
 columns, batch 1024, 2 threads; random data, since only shapes matter here),
 it fits the estimator for one epoch on 4,096 rows and then times, per batch:
 
+* ``plain step``: one step of ``bench_fit.py``'s plain loop (forward,
+  loss, backward, fused Adam) on its hand-written module, and on this
+  package's ``sklearn_mmoe.nn`` module (``plain+nn``);
 * ``step``: one training step of the fitted network (``zero_grad``, the
   estimator's ``train_step_single``: forward, masked multi-task loss,
-  backward; then the Adam step), the work every loop has to do;
+  backward; then the Adam step), the work every loop has to do; with the
+  fused Adam it compares with ``plain step`` without an epoch's noise;
 * ``adam``: the optimizer step alone, with PyTorch's default (for-loop) Adam
   and with the fused kernel the estimators use (``fused=True``);
 * what skorch's loop adds per batch, and what this package's loop adds:
@@ -36,7 +40,7 @@ import warnings
 
 import numpy as np
 import torch
-from bench_fit import BATCH, LR, MODELS, parse_model_args
+from bench_fit import BATCH, LR, MODELS, bce_loss, parse_model_args
 from sklearn.exceptions import ConvergenceWarning
 from skorch import NeuralNet
 
@@ -72,19 +76,36 @@ def measure(name, repeats):
         net.train_step_single((xb, (target, weight)))
         optimizer.step()
 
+    spec = MODELS[name]
+    plain_y = torch.from_numpy(spec.get("targets", lambda Y: (Y, Y))(np.nan_to_num(Y[:BATCH]))[0])
+    loss_fn = spec.get("loss", bce_loss)
+
+    def plain_step(module, optimizer):  # bench_fit's plain loop, one batch
+        optimizer.zero_grad()
+        loss_fn(module(xb).reshape(BATCH, -1), plain_y).backward()
+        optimizer.step()
+
+    plain_steps = {}
+    for label, v in (("plain step (fused Adam)", "plain"), ("plain+nn step (fused Adam)", "ours")):
+        module = spec[v](N_FEATURES, 2)
+        optimizer = torch.optim.Adam(module.parameters(), lr=LR, fused=True)
+        plain_steps[label] = lambda m=module, o=optimizer: plain_step(m, o)
     for optimizer in optimizers.values():  # create the optimizers' state
         step(optimizer)
+    for fn in plain_steps.values():
+        fn()
     loss = torch.tensor(0.5)
     losses = []
     net.history.new_epoch()
     net.history.new_batch()
     n = 20
-    result = {
+    result = {label: _best_us(fn, n, repeats) for label, fn in plain_steps.items()}
+    result.update({
         "step (fused Adam)": _best_us(lambda: step(optimizers["fused"]), n, repeats),
         "step (default Adam)": _best_us(lambda: step(optimizers["default"]), n, repeats),
         "adam fused": _best_us(optimizers["fused"].step, n, repeats),
         "adam default": _best_us(optimizers["default"].step, n, repeats),
-    }
+    })
     n = 2000
     result["skorch train mode"] = _best_us(lambda: net._set_training(True), n, repeats)
     result["ours train mode"] = _best_us(net._train_mode, n, repeats)
@@ -118,13 +139,16 @@ def main(argv=None):
     labels = list(next(iter(results.values())))
     print(f"microseconds per batch (best of {args.repeats}), {N_FEATURES} columns, batch {BATCH}, "
           f"{args.threads} threads")
-    print(f"{'':<22}" + "".join(f"{name:>15}" for name in models))
+    print(f"{'':<27}" + "".join(f"{name:>15}" for name in models))
     for label in labels:
-        print(f"{label:<22}" + "".join(f"{results[name][label]:>15.1f}" for name in models))
+        print(f"{label:<27}" + "".join(f"{results[name][label]:>15.1f}" for name in models))
     for who in ("skorch", "ours"):
-        print(f"{who + ' loop adds':<22}" + "".join(
+        print(f"{who + ' loop adds':<27}" + "".join(
             f"{_added(results[name], who):>15.1f}" for name in models))
-    print(f"{'  % of fused step':<22}" + "".join(
+    print(f"{'step / plain step':<27}" + "".join(
+        f"{results[name]['step (fused Adam)'] / results[name]['plain step (fused Adam)']:>15.2f}"
+        for name in models))
+    print(f"{'  % of fused step':<27}" + "".join(
         f"{100 * _added(results[name], 'ours') / results[name]['step (fused Adam)']:>14.2f}%"
         for name in models))
     print("'loop adds': train mode + notify x3 + history + loss read (skorch's, or this package's)")
