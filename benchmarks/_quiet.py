@@ -144,12 +144,11 @@ class Sampler:
     def __init__(self, names, wanted, max_rounds=None, threshold=0.1, timeout=None):
         self.names, self.wanted, self.threshold, self.timeout = list(names), wanted, threshold, timeout
         self.max_rounds = max_rounds or 3 * wanted
-        self.samples = {n: [] for n in self.names}  # (value, share of others)
-        self.rounds = {}  # name: the round of each sample
+        self.samples = {n: [] for n in self.names}  # (value, share of others, round)
         self._round = 0
 
     def _n_clean(self, name):
-        return sum(share < self.threshold for _, share in self.samples[name])
+        return sum(share < self.threshold for _, share, _ in self.samples[name])
 
     def __iter__(self):
         for round_ in range(self.max_rounds):
@@ -163,20 +162,18 @@ class Sampler:
         wait_quiet(self.threshold, timeout=self.timeout)
         with Monitor() as m:
             value = fn(*args)
-        self.samples[name].append((value, m.others))
-        self.rounds.setdefault(name, []).append(self._round)
+        self.samples[name].append((value, m.others, self._round))
         return value
 
     def values(self, name):
         """Clean values (all values if none was clean)."""
-        clean = [v for v, share in self.samples[name] if share < self.threshold]
-        return clean or [v for v, _ in self.samples[name]]
+        clean = [v for v, share, _ in self.samples[name] if share < self.threshold]
+        return clean or [v for v, _, _ in self.samples[name]]
 
     def pairs(self, a, b):
         """``[(value of a, value of b)]`` for the rounds where both were measured clean."""
         def by_round(name):
-            return {r: v for r, (v, share) in zip(self.rounds.get(name, []), self.samples[name])
-                    if share < self.threshold}
+            return {r: v for v, share, r in self.samples[name] if share < self.threshold}
         va, vb = by_round(a), by_round(b)
         return [(va[r], vb[r]) for r in sorted(va.keys() & vb.keys())]
 

@@ -217,8 +217,9 @@ _PLE = dict(
 )
 
 # estimator: () -> unfitted estimator; plain, ours: (n_features, n_tasks) -> module;
-# loss: the plain loop's (default bce_loss); targets: Y -> (plain loop's Y, estimator's y)
-# (default: Y for both); goal: target of estimator / plain.
+# loss: the plain loop's (set to bce_loss below where not given); targets: Y -> (plain
+# loop's Y, estimator's y) (set to Y for both where not given); goal: target of
+# estimator / plain.
 MODELS = {
     "shared_bottom": dict(
         estimator=lambda: SharedBottomClassifier(**_SB),
@@ -253,6 +254,9 @@ MODELS = {
         goal=1.3,
     ),
 }
+for _spec in MODELS.values():
+    _spec.setdefault("loss", bce_loss)
+    _spec.setdefault("targets", lambda Y: (Y, Y))
 
 
 def load_census(data_home):
@@ -269,6 +273,13 @@ def n_parameters(module):
     return sum(p.numel() for p in module.parameters())
 
 
+def plain_step(module, optimizer, x, y, loss_fn=bce_loss):
+    """One batch of the plain loop: forward, loss, backward, optimizer step."""
+    optimizer.zero_grad()
+    loss_fn(module(x).reshape(len(x), -1), y).backward()
+    optimizer.step()
+
+
 def plain_epoch(module, X, Y, seed, loss_fn=bce_loss, fused=None):
     """One epoch of the plain loop; module construction is not timed."""
     torch.manual_seed(seed)
@@ -277,11 +288,7 @@ def plain_epoch(module, X, Y, seed, loss_fn=bce_loss, fused=None):
     perm = torch.randperm(X.shape[0])
     for i in range(0, X.shape[0], BATCH):
         idx = perm[i : i + BATCH]
-        out = module(X[idx]).reshape(len(idx), -1)
-        loss = loss_fn(out, Y[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        plain_step(module, optimizer, X[idx], Y[idx], loss_fn)
     return time.perf_counter() - start
 
 
@@ -322,8 +329,8 @@ def main(argv=None):
     runs, params = {}, {}
     for name in models:
         spec = MODELS[name]
-        Y_plain, y_est = spec.get("targets", lambda Y: (Y, Y))(Y)
-        Yt, loss_fn = torch.from_numpy(Y_plain), spec.get("loss", bce_loss)
+        Y_plain, y_est = spec["targets"](Y)
+        Yt, loss_fn = torch.from_numpy(Y_plain), spec["loss"]
         for v in ("plain", "ours"):
             runs[f"{name} {v}"] = lambda r, m=spec[v], Yt=Yt, f=loss_fn: plain_epoch(m(d, n_tasks), Xt, Yt, r, f)
         runs[f"{name} fused"] = lambda r, m=spec["plain"], Yt=Yt, f=loss_fn: plain_epoch(

@@ -40,7 +40,7 @@ import warnings
 
 import numpy as np
 import torch
-from bench_fit import BATCH, LR, MODELS, bce_loss, parse_model_args
+from bench_fit import BATCH, LR, MODELS, parse_model_args, plain_step
 from sklearn.exceptions import ConvergenceWarning
 from skorch import NeuralNet
 
@@ -77,19 +77,12 @@ def measure(name, repeats):
         optimizer.step()
 
     spec = MODELS[name]
-    plain_y = torch.from_numpy(spec.get("targets", lambda Y: (Y, Y))(np.nan_to_num(Y[:BATCH]))[0])
-    loss_fn = spec.get("loss", bce_loss)
-
-    def plain_step(module, optimizer):  # bench_fit's plain loop, one batch
-        optimizer.zero_grad()
-        loss_fn(module(xb).reshape(BATCH, -1), plain_y).backward()
-        optimizer.step()
-
+    plain_y = torch.from_numpy(spec["targets"](np.nan_to_num(Y[:BATCH]))[0])
     plain_steps = {}
     for label, v in (("plain step (fused Adam)", "plain"), ("plain+nn step (fused Adam)", "ours")):
         module = spec[v](N_FEATURES, 2)
         optimizer = torch.optim.Adam(module.parameters(), lr=LR, fused=True)
-        plain_steps[label] = lambda m=module, o=optimizer: plain_step(m, o)
+        plain_steps[label] = lambda m=module, o=optimizer: plain_step(m, o, xb, plain_y, spec["loss"])
     for optimizer in optimizers.values():  # create the optimizers' state
         step(optimizer)
     for fn in plain_steps.values():

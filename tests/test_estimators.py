@@ -323,7 +323,6 @@ def test_optimizer_options(capsys):
     assert "train_loss" in capsys.readouterr().out
 
 
-
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "adagrad"])
 def test_named_optimizers_run_fused_where_torch_has_it(optimizer):
     X, Y = _regression()
