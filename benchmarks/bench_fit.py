@@ -209,9 +209,12 @@ def esmm_targets(Y):
     return plain.astype(np.float32), y.astype(np.float32)
 
 
-_MOE = dict(n_experts=N_EXPERTS, expert_hidden_sizes=(EXPERT_UNITS,), tower_hidden_sizes=(TOWER_UNITS,))
-_SB = dict(bottom_hidden_sizes=(BOTTOM_UNITS,), tower_hidden_sizes=(TOWER_UNITS,))
+# Raw one-hot inputs and one full epoch, as the plain loop gets them.
+_RAW = dict(numeric_encoding=None, early_stopping=False)
+_MOE = dict(**_RAW, n_experts=N_EXPERTS, expert_hidden_sizes=(EXPERT_UNITS,), tower_hidden_sizes=(TOWER_UNITS,))
+_SB = dict(**_RAW, bottom_hidden_sizes=(BOTTOM_UNITS,), tower_hidden_sizes=(TOWER_UNITS,))
 _PLE = dict(
+    **_RAW,
     n_levels=2, n_task_experts=PLE_TASK_EXPERTS, n_shared_experts=PLE_SHARED_EXPERTS,
     expert_hidden_sizes=(EXPERT_UNITS,), tower_hidden_sizes=(TOWER_UNITS,),
 )

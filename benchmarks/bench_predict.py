@@ -137,6 +137,7 @@ def main(argv=None):
     est = MMoEClassifier(
         n_experts=8, expert_hidden_sizes=(16,), tower_hidden_sizes=(8,),
         batch_size=1024, learning_rate=1e-3, max_epochs=1, random_state=0,
+        numeric_encoding=None, early_stopping=False,
     ).fit(X, Y)
     module = est.net_.module_
     X32 = np.ascontiguousarray(X[: args.rows])

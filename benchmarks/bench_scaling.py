@@ -66,6 +66,7 @@ def epoch_time(X, Y, n_experts, epochs, seed):
     est = MMoEClassifier(
         n_experts=n_experts, expert_hidden_sizes=(16,), tower_hidden_sizes=(8,),
         batch_size=1024, learning_rate=1e-3, max_epochs=epochs, random_state=seed,
+        numeric_encoding=None, early_stopping=False,
     ).fit(X, Y)
     return est.net_.history[-1, "dur"]
 

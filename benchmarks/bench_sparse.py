@@ -73,6 +73,7 @@ def make_estimator(seed=0):
     return MMoEClassifier(
         n_experts=8, expert_hidden_sizes=(16,), tower_hidden_sizes=(8,),
         batch_size=BATCH, learning_rate=1e-3, max_epochs=1, random_state=seed,
+        numeric_encoding=None, early_stopping=False,
     )
 
 

@@ -80,6 +80,7 @@ NETWORK = dict(bottom_hidden_sizes=(128,), tower_hidden_sizes=(16,))
 MMOE_NETWORK = dict(n_experts=4, expert_hidden_sizes=(32,), tower_hidden_sizes=(16,))
 TRAINING = dict(
     early_stopping=True, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
+    numeric_encoding=None,  # the measured setting: raw Gaussian features
     max_epochs=200, batch_size=256, learning_rate=1e-3,
 )
 MODELS = ("ESMM (shared-bottom)", "CVR on clicks (baseline)", "ESMM (MMoE)")

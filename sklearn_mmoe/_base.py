@@ -10,6 +10,7 @@ import contextlib
 import copy
 import inspect
 import re
+import sys
 import warnings
 from numbers import Integral, Real
 
@@ -29,15 +30,16 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 from skorch.history import History
 
+from . import _inputs
 from ._data import BatchIterator, MultiTaskDataset, as_float32_rows, predict_logits
-from ._targets import classification_task, decode, encode_targets
+from ._targets import classification_task, decode, encode_targets, joint
 from ._version import __version__
-from .metrics import masked_accuracy_score, masked_r2_score
-from .nn import ACTIVATIONS, MaskedMultiTaskLoss
+from .metrics import _METRICS, masked_accuracy_score, masked_r2_score
+from .nn import ACTIVATIONS, EmbeddedNetwork, MaskedMultiTaskLoss
 from .weighting import _NAMES as _WEIGHTING_NAMES
 from .weighting import LossWeighting
 
@@ -83,10 +85,16 @@ def _argument(name):
         raise type(exc)(f"{name}: {message}") from exc
 
 
-def _validate_X(estimator, X, reset):
-    """Validated 2-D float input; values must also fit in float32."""
+def _validate_X(estimator, X, reset, check_range=True):
+    """Validated 2-D float input; values must also fit in float32.
+
+    ``check_range=False`` leaves the float32 range check of a dense float64
+    array to the consumer (inference casts and checks it chunk by chunk).
+    """
     with _argument("X"):
         X = validate_data(estimator, X, reset=reset, **_X_CHECKS)
+    if not check_range and not sp.issparse(X):
+        return X
     values = X.data if sp.issparse(X) else X
     # max and min, not abs().max(): no temporary copy of X (validate_data has
     # already rejected NaN and infinity).
@@ -183,7 +191,12 @@ class _TrainingNet(NeuralNet):
         penalty = self.module_.penalty()
         if penalty is not None:  # e.g. L2-Constrained's coupling; its gradient adds up
             penalty.backward()
-        return {"loss": torch.dot(losses.detach(), self.criterion_.task_weights), "y_pred": y_pred}
+        losses = losses.detach()
+        return {
+            "loss": torch.dot(losses, self.criterion_.task_weights),
+            "y_pred": y_pred,
+            "task_losses": losses,
+        }
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         """skorch's epoch, without waiting for the device at every batch.
@@ -197,7 +210,7 @@ class _TrainingNet(NeuralNet):
         """
         if iterator is None:
             return
-        losses, rows = [], []
+        losses, rows, kept = [], [], []
         batches = self.history[-1]["batches"]
         self._batch_hooks = self._listening_hooks()
         try:
@@ -205,6 +218,9 @@ class _TrainingNet(NeuralNet):
                 self.notify("on_batch_begin", batch=batch, training=training)
                 step = step_fn(batch, **fit_params)
                 losses.append(step["loss"].detach())
+                # per-task figures of the epoch: the training step's task
+                # losses; the validation batches' outputs and labels
+                kept.append(step["task_losses"] if training else (step["y_pred"], batch[1]))
                 rows.append(batches[-1])
                 self.history.record_batch(prefix + "_batch_size", len(batch[0]))
                 self.notify("on_batch_end", batch=batch, training=training, **step)
@@ -213,7 +229,39 @@ class _TrainingNet(NeuralNet):
         if losses:
             for row, value in zip(rows, torch.stack(losses).tolist()):
                 row[prefix + "_loss"] = value
+            if training:
+                self.history.record("train_task_loss", torch.stack(kept).mean(0).tolist())
+            else:
+                self._record_validation(kept)
         self.history.record(prefix + "_batch_count", len(losses))
+
+    #: ``(logits, target, weight)`` numpy arrays -> per-task validation
+    #: scores (greater is better), or None to score by the loss alone.
+    validation_scorer = None
+
+    def _record_validation(self, kept):
+        """Per-task losses (and scores) of the whole validation set, in the history."""
+        logits = torch.cat([y_pred for y_pred, _ in kept])
+        target = torch.cat([labels[0] for _, labels in kept])
+        weight = torch.cat([labels[1] for _, labels in kept])
+        with torch.no_grad():
+            self.history.record(
+                "valid_task_loss", self.criterion_.per_task(logits, target, weight).tolist()
+            )
+        if self.validation_scorer is not None:
+            scores = self.validation_scorer(
+                logits.float().cpu().numpy(), target.cpu().numpy(), weight.cpu().numpy()
+            )
+            self.history.record("valid_task_score", list(scores))
+            with warnings.catch_warnings():  # a task without a defined score is left out
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self.history.record("valid_score", float(np.nanmean(scores)))
+
+
+def _curve(history, key):
+    """The per-task values of ``key`` over the epochs that have it: (n_epochs, n_tasks)."""
+    rows = [row[key] for row in history if key in row]
+    return np.array(rows, dtype=np.float64) if rows else np.zeros((0, 0))
 
 
 def _numpy_tree(obj):
@@ -304,6 +352,48 @@ class _FiniteLoss(Callback):
         raise KeyboardInterrupt  # skorch's way to stop training
 
 
+class _EpochLog(Callback):
+    """With ``verbose``: one plain-text line per epoch, per task figures included.
+
+    No colour codes (logs are often files); a star marks the epoch that the
+    monitored quantity says is best so far. On a terminal, a progress bar
+    runs over the batches of each epoch.
+    """
+
+    def __init__(self, monitor, lower_is_better, stream=None):
+        self.monitor = monitor
+        self.lower_is_better = lower_is_better
+        self.stream = stream
+
+    def initialize(self):
+        self.best_ = None
+        return self
+
+    def _write(self, text):
+        print(text, file=self.stream or sys.stdout, flush=True)
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        cells = [f"epoch {row['epoch']:4d}", f"train_loss {row['train_loss']:.4f}"]
+        cells.append("tasks [" + " ".join(f"{v:.4f}" for v in row["train_task_loss"]) + "]")
+        if "valid_loss" in row:
+            cells.append(f"valid_loss {row['valid_loss']:.4f}")
+            cells.append("tasks [" + " ".join(f"{v:.4f}" for v in row["valid_task_loss"]) + "]")
+        if "valid_score" in row:
+            cells.append(f"valid_score {row['valid_score']:.4f}")
+            cells.append("tasks [" + " ".join(f"{v:.4f}" for v in row["valid_task_score"]) + "]")
+        value = row.get(self.monitor)
+        if value is not None and np.isfinite(value):
+            better = self.best_ is None or (
+                value < self.best_ if self.lower_is_better else value > self.best_
+            )
+            if better:
+                self.best_ = value
+                cells[0] += " *"
+        cells.append(f"{row['dur']:.2f} s")
+        self._write("  ".join(cells))
+
+
 class _EpochWeights(Callback):
     """Record the task weights an epoch used, then let the strategy update them."""
 
@@ -311,6 +401,83 @@ class _EpochWeights(Callback):
         weighting = net.criterion_.weighting
         net.history.record("task_weights", weighting.current_weights().tolist())
         weighting.end_epoch(len(net.history))
+
+
+#: With ``early_stopping="auto"``, early stopping is on above this many
+#: training rows (HistGradientBoosting's rule).
+AUTO_EARLY_STOPPING_ROWS = 10_000
+
+
+def _validation_split(observed, fraction, seed):
+    """Row indices ``(valid, train)``: a random split in which every task keeps
+    observed labels on both sides.
+
+    The split is random over rows; where a task's observed rows all fell on
+    one side, a random share ``fraction`` of them (at least one) is moved to
+    the other.
+    """
+    n, n_tasks = observed.shape
+    n_valid = int(round(n * fraction))
+    if n_valid < 1 or n_valid >= n:
+        raise ValueError(
+            f"validation_fraction={fraction} leaves no training or no validation row "
+            f"out of {n} samples."
+        )
+    rng = np.random.RandomState(seed)
+    in_valid = np.zeros(n, dtype=bool)
+    in_valid[rng.permutation(n)[:n_valid]] = True
+    for t in range(n_tasks):
+        rows = np.flatnonzero(observed[:, t])
+        if rows.size < 2:
+            raise ValueError(
+                f"y: task {t} has {rows.size} observed label(s); early stopping needs "
+                "at least 2 (one to train on, one to validate), or set early_stopping=False."
+            )
+        for side in (True, False):
+            if not (in_valid[rows] == side).any():
+                k = max(1, int(round(rows.size * (fraction if side else 1 - fraction))))
+                in_valid[rng.choice(rows, size=min(k, rows.size - 1), replace=False)] = side
+    return np.flatnonzero(in_valid), np.flatnonzero(~in_valid)
+
+
+def _validation_scorer(metric, tasks):
+    """Per-task validation scores (greater is better) of the logits, for ``metric``.
+
+    Each task is scored on its validation rows with a non-zero weight, with
+    the masked metric of :mod:`sklearn_mmoe.metrics`; a conditional task
+    (ESMM) on its joint probability against the joint label, which is what
+    it is trained on over all of its parent's rows.
+    """
+    kind, func = _METRICS[metric]
+    sign = -1.0 if metric in _LOWER_IS_BETTER else 1.0
+
+    def score(logits, target, weight):
+        outputs = joint(decode(logits, tasks), tasks)
+        scores = []
+        for t, task in enumerate(tasks):
+            rows = weight[:, t] > 0
+            if task.kind == "regression":
+                if kind != "regression":
+                    raise ValueError(f"scoring={metric!r} does not apply to regression task {t}.")
+                y, pred, classes = target[rows, t] * task.scale + task.mean, outputs[t][rows], None
+            else:
+                if kind == "regression":
+                    raise ValueError(f"scoring={metric!r} does not apply to classification task {t}.")
+                classes = np.arange(outputs[t].shape[1])
+                y, pred = target[rows, t].astype(np.intp), outputs[t][rows]
+                if kind == "label":
+                    pred = pred.argmax(axis=1)
+                elif len(np.unique(y)) < 2 and metric in ("roc_auc", "average_precision"):
+                    scores.append(np.nan)  # undefined on one class: not counted
+                    continue
+            scores.append(sign * func(y, pred, weight[rows, t], classes))
+        return scores
+
+    return score
+
+
+# Metrics where lower is better: their validation score is negated.
+_LOWER_IS_BETTER = {"log_loss", "mean_squared_error", "root_mean_squared_error", "mean_absolute_error"}
 
 
 @contextlib.contextmanager
@@ -347,8 +514,19 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "scoring": [StrOptions({"loss", *_METRICS})],
+        "categorical_features": [StrOptions({"from_dtype"}), "array-like", None],
+        "embedding_dim": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), dict],
+        "min_frequency": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0, 1, closed="neither"),
+            None,
+        ],
+        "max_categories": [Interval(Integral, 2, None, closed="left"), None],
+        "numeric_encoding": [StrOptions({"auto", "quantile", "piecewise_linear"}), None],
+        "n_bins": [Interval(Integral, 2, None, closed="left")],
         "task_weights": ["array-like", None],
         "loss_weighting": [None, StrOptions(set(_WEIGHTING_NAMES)), LossWeighting],
         "callbacks": [list, None],
@@ -433,7 +611,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight, epochs, classes):
         resume = hasattr(self, "net_") and (epochs is not None or self.warm_start)
-        X = _validate_X(self, X, reset=not resume)
+        X = self._encode_X(X, reset=not resume)
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
@@ -460,6 +638,8 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
+        if not resume:
+            self._fit_numeric_encoding(X, sample_weight)
         if resume:
             kinds, known = [t.kind for t in self._tasks], self._tasks
         else:
@@ -487,13 +667,88 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         self._set_curves(net.history)
         return self
 
+    def _uses_early_stopping(self, n_samples):
+        if self.early_stopping == "auto":
+            return n_samples > AUTO_EARLY_STOPPING_ROWS
+        return bool(self.early_stopping)
+
+    def _encode_X(self, X, reset):
+        """Validated ``X`` as the network reads it (see :mod:`sklearn_mmoe._inputs`).
+
+        ``reset=True`` (a new fit) first learns what the columns are: which
+        are categorical and their vocabularies, and the numeric encoding.
+        """
+        if reset:
+            with _argument("categorical_features"):
+                self.categorical_features_ = _inputs.resolve_categorical(
+                    self.categorical_features, X
+                )
+        if len(getattr(self, "categorical_features_", ())) == 0:
+            # predict: inference_chunks casts and range-checks float64 per chunk
+            X = _validate_X(self, X, reset, check_range=reset)
+            if reset:
+                self.n_categories_, self.embedding_dims_ = [], []
+        else:
+            with _argument("X"):
+                X = _inputs.encode_frame(self, X, reset)
+        return X
+
+    def _fit_numeric_encoding(self, X, sample_weight):
+        """Choose the numeric encoding and learn its bin edges (a new fit only)."""
+        n_numeric = X.shape[1] - len(self.categorical_features_)
+        encoding = self.numeric_encoding
+        if encoding == "auto":
+            encoding = None if sp.issparse(X) else "quantile"
+        if not n_numeric:
+            encoding = None
+        self.numeric_encoding_ = encoding
+        self._bin_edges = self._quantiles = None
+        numeric = X[:, :n_numeric]
+        if encoding == "piecewise_linear":
+            self._bin_edges = _inputs.piecewise_linear_edges(numeric, self.n_bins, sample_weight)
+        elif encoding == "quantile":
+            self._quantiles = _inputs.normal_quantiles(numeric, sample_weight=sample_weight)
+
+    def _embedding_kwargs(self):
+        """Keyword arguments of the input embedding, or None when there is none."""
+        categorical = getattr(self, "categorical_features_", ())
+        edges = getattr(self, "_bin_edges", None)
+        quantiles = getattr(self, "_quantiles", None)
+        if len(categorical) == 0 and edges is None and quantiles is None:
+            return None
+        return dict(
+            n_numeric=self.n_features_in_ - len(categorical),
+            cardinalities=list(self.n_categories_),
+            embedding_dims=list(self.embedding_dims_),
+            bin_edges=None if edges is None else [e.tolist() for e in edges],
+            quantiles=None if quantiles is None else [
+                None if q is None else (q[0].tolist(), q[1].tolist()) for q in quantiles
+            ],
+        )
+
     def _set_curves(self, history):
         self.n_iter_ = len(history)
         self.loss_curve_ = [row["train_loss"] for row in history]
-        if self.early_stopping:
-            valid = [row["valid_loss"] for row in history if "valid_loss" in row]
-            self.validation_loss_curve_ = valid
-            self.best_validation_loss_ = min(valid) if valid else np.nan
+        self.task_loss_curve_ = _curve(history, "train_task_loss")
+        for name in ("validation_loss_curve_", "validation_task_loss_curve_", "validation_score_",
+                     "validation_task_scores_", "best_validation_loss_", "best_epoch_"):
+            vars(self).pop(name, None)
+        if not self.early_stopping_:
+            return
+        valid = [row["valid_loss"] for row in history if "valid_loss" in row]
+        self.validation_loss_curve_ = valid
+        self.best_validation_loss_ = min(valid) if valid else np.nan
+        self.validation_task_loss_curve_ = _curve(history, "valid_task_loss")
+        if self.scoring == "loss":
+            self.validation_score_ = -np.asarray(valid, dtype=np.float64)
+            self.validation_task_scores_ = -self.validation_task_loss_curve_
+        else:
+            self.validation_score_ = np.array(
+                [row["valid_score"] for row in history if "valid_score" in row]
+            )
+            self.validation_task_scores_ = _curve(history, "valid_task_score")
+        if len(self.validation_score_):
+            self.best_epoch_ = int(np.nanargmax(self.validation_score_)) + 1
 
     def _tasks_from_classes(self, classes, kinds):
         """partial_fit's ``classes`` as tasks to encode y against (None: learn from y)."""
@@ -570,15 +825,19 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         return self.optimizer
 
     def _callbacks(self, seed):
-        if self.early_stopping:
+        lower_is_better = True
+        if not getattr(self, "early_stopping_", False):
+            monitor, load_best = "train_loss", False
+        elif self.scoring == "loss":
             monitor, load_best = "valid_loss", True
         else:
-            monitor, load_best = "train_loss", False
+            monitor, load_best, lower_is_better = "valid_score", True, False
         stop = EarlyStopping(
             monitor=monitor,
             patience=self.n_iter_no_change,
             threshold=self.tol,
             threshold_mode="abs",
+            lower_is_better=lower_is_better,
             load_best=load_best,
         )
         for item in self.callbacks or []:
@@ -595,6 +854,10 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             ("task_weights", _EpochWeights()),
             ("stopping", stop),
         ]
+        if self.verbose:
+            own.append(("log", _EpochLog(monitor, lower_is_better)))
+            if sys.stderr.isatty():
+                own.append(("progress", ProgressBar()))
         return own + copy.deepcopy(list(self.callbacks or []))
 
     def _optimizer_kwargs(self, device):
@@ -619,9 +882,16 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
 
     def _make_net(self, n_features, tasks, task_weights, seeds, device):
         """The skorch net for these tasks (uninitialised); one factory for fit and load."""
+        module_kwargs = {f"module__{k}": v for k, v in self._module_kwargs().items()}
+        embedding = self._embedding_kwargs()
+        if embedding is None:
+            module = self._module_class
+        else:
+            module = EmbeddedNetwork
+            module_kwargs.update(module__network=self._module_class, module__embedding=embedding)
         return _TrainingNet(
-            module=self._module_class,
-            **{f"module__{k}": v for k, v in self._module_kwargs().items()},
+            module=module,
+            **module_kwargs,
             module__n_features=n_features,
             module__n_outputs=[task.n_outputs for task in tasks],
             criterion=MaskedMultiTaskLoss,
@@ -644,7 +914,8 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             callbacks=self._callbacks(seeds[0]),
             predict_nonlinearity=None,
             device=device,
-            verbose=self.verbose,
+            # the estimator prints its own log (_EpochLog), not skorch's table
+            verbose=0,
         )
 
     def _train(self, net, X, target, weight, tasks, task_weights, seeds, epochs):
@@ -658,17 +929,11 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         )
         start = 0 if net is None else len(net.history)
         valid = None
-        if self.early_stopping and epochs is None:
-            n = len(data)
-            n_valid = int(round(n * self.validation_fraction))
-            if n_valid < 1 or n_valid >= n:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves no "
-                    f"training or no validation row out of {n} samples."
-                )
-            rng = np.random.RandomState(seeds[1])
-            order = torch.from_numpy(rng.permutation(n))
-            valid, data = data.subset(order[:n_valid]), data.subset(order[n_valid:])
+        self.early_stopping_ = epochs is None and self._uses_early_stopping(len(data))
+        if self.early_stopping_:
+            valid_rows, train_rows = _validation_split(weight > 0, self.validation_fraction, seeds[1])
+            valid = data.subset(torch.from_numpy(valid_rows))
+            data = data.subset(torch.from_numpy(train_rows))
 
         if net is None:
             net = self._make_net(X.shape[1], tasks, task_weights, seeds, device)
@@ -678,6 +943,9 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             for group in net.optimizer_.param_groups:
                 group.update(lr=self.learning_rate, weight_decay=self.weight_decay)
         net.train_split = None if valid is None else predefined_split(valid)
+        net.validation_scorer = (
+            None if self.scoring == "loss" else _validation_scorer(self.scoring, tasks)
+        )
         net.max_epochs = epochs or self.max_epochs
         net.iterator_train__first_epoch = start
         with _seeded(seeds[0], device):
@@ -793,7 +1061,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
     def _logits(self, X):
         """Validated ``X`` -> float32 logits ``(n_samples, n_tasks, n_out)``."""
         check_is_fitted(self)
-        X = _validate_X(self, X, reset=False)
+        X = self._encode_X(X, reset=False)
         return predict_logits(self.net_.module_, X, self.net_.device)
 
     def _outputs(self, X):

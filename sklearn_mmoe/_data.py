@@ -135,18 +135,40 @@ class BatchIterator:
             yield self.dataset.batch(index)
 
 
+def _float32_chunk(X, index, device):
+    """Rows ``index`` of a float64 array, cast to float32 one chunk at a time.
+
+    Casting per chunk reads the user's float64 matrix once, instead of a
+    whole-matrix range check and a whole-matrix cast; a value beyond the
+    float32 range becomes infinite in the cast and is reported here.
+    """
+    with np.errstate(over="ignore"):  # reported below, as a ValueError
+        chunk = torch.from_numpy(np.ascontiguousarray(X[index], dtype=np.float32))
+    if not torch.isfinite(chunk).all():
+        raise ValueError(
+            f"X contains values beyond the float32 range (|x| > {np.finfo(np.float32).max:.3g}), "
+            "which the network computes in; rescale X."
+        )
+    return chunk.to(device, non_blocking=True)
+
+
 def inference_chunks(X, device):
     """Yield ``(chunk, rows)``: X's rows, at least 128 per chunk, on ``device``.
 
-    Chunks hold :data:`INFERENCE_CHUNK` rows of ``X`` (validated, float32
-    tensor or CSR); a shorter one (the last, or the only one) is padded with
-    zero rows to :data:`MIN_INFERENCE_ROWS`, and ``rows`` says how many of
-    its rows are real.
+    Chunks hold :data:`INFERENCE_CHUNK` rows of ``X`` (validated: a float32
+    tensor, a CSR matrix, or a finite float32 or float64 array, cast one
+    chunk at a time); a shorter one (the last, or the only one) is padded
+    with zero rows to :data:`MIN_INFERENCE_ROWS`, and ``rows`` says how many
+    of its rows are real.
     """
     n = X.shape[0]
+    per_chunk_cast = isinstance(X, np.ndarray) and X.dtype != np.float32
+    if not per_chunk_cast and not isinstance(X, torch.Tensor):
+        X = as_float32_rows(X)
     for start in range(0, n, INFERENCE_CHUNK):
         stop = min(start + INFERENCE_CHUNK, n)
-        chunk = dense_rows(X, slice(start, stop), device)
+        index = slice(start, stop)
+        chunk = _float32_chunk(X, index, device) if per_chunk_cast else dense_rows(X, index, device)
         rows = stop - start
         if rows < MIN_INFERENCE_ROWS:
             padding = chunk.new_zeros((MIN_INFERENCE_ROWS - rows, chunk.shape[1]))
@@ -162,5 +184,5 @@ def predict_logits(module, X, device):
     mode; nothing about it is changed, so concurrent calls are safe.
     """
     with torch.inference_mode():
-        outputs = [module(chunk)[:rows] for chunk, rows in inference_chunks(as_float32_rows(X), device)]
+        outputs = [module(chunk)[:rows] for chunk, rows in inference_chunks(X, device)]
     return torch.cat(outputs).cpu().numpy()

@@ -42,6 +42,55 @@ PARAMS = {
 dropout : float in [0, 1), default=0.0
     Dropout probability after every hidden activation, during training.
 
+categorical_features : "from_dtype", array-like of str, int or bool, or None, \
+default="from_dtype"
+    Columns of X to embed as categories rather than read as numbers.
+    "from_dtype": the ``category``, ``object`` and string columns of a
+    DataFrame (no column of an array); or column names, indices, a boolean
+    mask; None: every column is numeric. Each categorical column gets an
+    embedding table; its row 0 stands for missing (NaN, None, ``pd.NA``),
+    rare and unseen categories, so new categories at predict time never
+    fail. Values are compared as strings unless the column holds numbers.
+    A categorical column's vocabulary is fixed by the first fit (later
+    ``partial_fit`` calls map new categories to row 0).
+
+embedding_dim : "auto", int or dict, default="auto"
+    Embedding width of each categorical column: "auto" is
+    ``min(32, round(1.6 * n ** 0.56))`` for a table of ``n`` rows (fastai's
+    rule, capped); an int for all; a dict ``{column name or index: "auto" or
+    int}`` (columns not named: "auto").
+
+min_frequency : int, float or None, default=None
+    Categories seen fewer times than this at fit (a fraction of the rows if
+    a float) share the "unknown" row 0, as in
+    :class:`~sklearn.preprocessing.OrdinalEncoder`, which learns the
+    vocabulary.
+
+max_categories : int or None, default=None
+    Largest table size of a categorical column, row 0 included; the most
+    frequent categories get their own rows. A column with more than 99,999
+    distinct values raises a ``ValueError`` unless this or
+    ``min_frequency`` caps it.
+
+numeric_encoding : {"auto", "quantile", "piecewise_linear"} or None, default="auto"
+    How numeric columns enter the network (a column holding only 0 and 1
+    always stays itself). "quantile": each column is mapped to a standard
+    normal through its training distribution (1,000 quantiles, as
+    :class:`~sklearn.preprocessing.QuantileTransformer` with
+    ``output_distribution="normal"`` does, inside the network): raw columns
+    of any scale work, heavy tails and outliers stay bounded.
+    "piecewise_linear": each column becomes ``n_bins`` values, its
+    piecewise-linear encoding over quantile bins (Gorishniy et al., NeurIPS
+    2022; see :class:`~sklearn_mmoe.nn.TabularEmbedding`): the next layer
+    learns a piecewise-linear function of the column, which helps where the
+    target jumps with the value and can overfit smooth relations on small
+    data. None: the values as given (scale them in the Pipeline). "auto":
+    "quantile" for dense X, None for sparse X.
+
+n_bins : int, default=16
+    Quantile bins per numeric column for ``numeric_encoding="piecewise_linear"``
+    (fewer where a column has fewer distinct quantiles).
+
 optimizer : {"adam", "adamw", "sgd", "rmsprop", "adagrad"} or \
 torch.optim.Optimizer subclass, default="adam"
     Optimizer.
@@ -67,22 +116,34 @@ max_epochs : int, default=200
     Maximum number of passes over the training data.
 
 tol : float, default=1e-4
-    Minimum decrease of the monitored loss (training loss, or validation
-    loss with ``early_stopping=True``) that counts as an improvement.
+    Minimum improvement of the monitored quantity (training loss, or the
+    validation ``scoring`` with early stopping) that counts as one.
 
 n_iter_no_change : int, default=10
     Training stops after this many epochs without an improvement of at least
     ``tol`` (the patience).
 
-early_stopping : bool, default=False
-    If True, hold out ``validation_fraction`` of the training rows (at
-    random; not stratified, because targets may be missing), monitor the
-    masked loss on them, stop when it stops improving and restore the
-    weights of the best epoch. If False, stop when the training loss stops
-    improving.
+early_stopping : "auto" or bool, default="auto"
+    If True, hold out ``validation_fraction`` of the training rows, monitor
+    ``scoring`` on them, stop after ``n_iter_no_change`` epochs without an
+    improvement and restore the weights of the best epoch. If False, stop
+    when the training loss stops improving. "auto": True when ``fit`` gets
+    more than 10,000 rows (HistGradientBoosting's rule). ``partial_fit``
+    never holds rows out. The split is random over rows (not stratified,
+    because labels may be missing), and every task keeps observed labels
+    on both sides.
 
 validation_fraction : float in (0, 1), default=0.1
-    Fraction of the training rows held out when ``early_stopping=True``.
+    Fraction of the training rows held out for early stopping.
+
+scoring : str, default="loss"
+    What early stopping monitors on the validation rows: "loss" (the masked
+    training loss, lower is better) or the name of a masked metric of
+    :mod:`sklearn_mmoe.metrics` ("roc_auc", "average_precision",
+    "log_loss", "accuracy", "balanced_accuracy" for classification; "r2",
+    "mean_squared_error", "root_mean_squared_error", "mean_absolute_error"
+    for regression), averaged over the tasks. A conditional task (ESMM) is
+    scored on its joint probability against the joint label.
 
 task_weights : array-like of shape (n_tasks,), default=None
     Weight of each task's loss in the total loss (default: all 1). Each
@@ -99,8 +160,11 @@ LossWeighting, default=None
 
 callbacks : list of skorch callbacks or (name, callback) tuples, default=None
     Extra `skorch callbacks <https://skorch.readthedocs.io/en/stable/callbacks.html>`_
-    run during training (e.g. ``skorch.callbacks.LRScheduler``,
-    ``EpochScoring``). They are copied at fit time.
+    run during training (e.g. ``skorch.callbacks.LRScheduler``). They are
+    copied at fit time. skorch's ``EpochScoring`` does not apply (the net's
+    targets are per-task label and weight pairs): per-task validation
+    scores are in the history and in ``validation_task_scores_`` (see
+    ``scoring``).
 
 warm_start : bool, default=False
     If True and the model is fitted, ``fit`` continues training from the
@@ -124,7 +188,11 @@ random_state : int, RandomState instance or None, default=None
     split. Pass an int for reproducible results across calls.
 
 verbose : int, default=0
-    If > 0, print skorch's per-epoch training log.""",
+    If > 0, print one line per epoch to standard output: the training loss
+    and each task's, and with early stopping the validation loss and score
+    with each task's; a star marks the best epoch so far. Plain text (no
+    colour codes). When standard error is a terminal, a progress bar also
+    runs over each epoch's batches.""",
 }
 
 ATTRIBUTES = {
@@ -150,12 +218,48 @@ n_iter_ : int
 loss_curve_ : list of float
     Training loss at the end of each epoch.
 
+task_loss_curve_ : ndarray of shape (n_iter_, n_tasks)
+    Each task's training loss at each epoch (the mean of its batch losses).
+
+early_stopping_ : bool
+    Whether the last ``fit`` held out validation rows and stopped on them.
+
 validation_loss_curve_ : list of float
-    Validation loss at each epoch (only with ``early_stopping=True``).
+    Validation loss at each epoch (only with early stopping).
+
+validation_task_loss_curve_ : ndarray of shape (n_iter_, n_tasks)
+    Each task's validation loss at each epoch (only with early stopping).
+
+validation_score_ : ndarray of shape (n_iter_,)
+    The early-stopping score at each epoch, greater is better (the negated
+    loss for ``scoring="loss"`` and for error metrics), as in
+    HistGradientBoosting (only with early stopping).
+
+validation_task_scores_ : ndarray of shape (n_iter_, n_tasks)
+    Each task's share of ``validation_score_`` (only with early stopping).
 
 best_validation_loss_ : float
-    Best validation loss, whose weights are kept (only with
-    ``early_stopping=True``).
+    Best validation loss (only with early stopping).
+
+best_epoch_ : int
+    The epoch (from 1) whose weights are kept: the best ``validation_score_``
+    (only with early stopping).
+
+categorical_features_ : ndarray of int
+    Indices of the columns of X embedded as categories.
+
+categories_ : list of ndarray
+    Known categories of each categorical column (as compared: strings or
+    floats); category ``categories_[j][i]`` has embedding row ``i + 1``.
+
+n_categories_ : list of int
+    Embedding table size of each categorical column, row 0 included.
+
+embedding_dims_ : list of int
+    Embedding width of each categorical column.
+
+numeric_encoding_ : "quantile", "piecewise_linear" or None
+    The numeric encoding in use.
 
 n_features_in_ : int
     Number of features seen during fit.

@@ -39,6 +39,8 @@ __all__ = [
     "L2Constrained",
     "CrossStitch",
     "TensorFactorization",
+    "TabularEmbedding",
+    "EmbeddedNetwork",
     "MaskedMultiTaskLoss",
 ]
 
@@ -885,6 +887,257 @@ class TensorFactorization(_MultiTaskNetwork):
             h = torch.einsum("bi,tij->tbj", x, weights) if h is None else torch.bmm(h, weights)
             h = self.dropout(self.activation(h + bias))
         return self.towers(h).transpose(0, 1)
+
+
+# Cumulative probabilities are kept within [1e-7, 1 - 1e-7] before the normal
+# quantile function (scikit-learn's QuantileTransformer bound): scores within +-5.2.
+_QUANTILE_BOUND = 1e-7
+
+
+class TabularEmbedding(nn.Module):
+    """Numeric and categorical columns of one float matrix -> one dense vector.
+
+    The input is a float tensor of shape ``(batch, n_numeric + n_categorical)``:
+    numeric columns first, then one integer code per categorical column
+    (stored as a float, exact below 2**24). Code 0 of every categorical
+    column is its "unknown" entry (missing, rare or unseen categories); a
+    code outside ``[0, cardinality)`` is read as 0.
+
+    * Categorical column ``j`` gets an embedding table of
+      ``cardinalities[j]`` rows of width ``embedding_dims[j]``. All tables are
+      one flat parameter, read for a whole batch by a single gather (no loop
+      over columns); row 0 of each table starts at zero.
+    * Numeric columns pass through unchanged, or are mapped to a standard
+      normal through their training distribution (``quantiles``: the
+      transform of :class:`~sklearn.preprocessing.QuantileTransformer` with
+      ``output_distribution="normal"``, interpolated between the given
+      quantiles; robust to heavy tails and outliers, one value per column),
+      or get the piecewise-linear encoding of Gorishniy et al. (NeurIPS
+      2022, ``bin_edges``): with bin
+      edges ``b_0 < ... < b_T`` of column ``f``, component ``t`` is
+      ``clip((x - b_{t-1}) / (b_t - b_{t-1}), 0, 1)``, so the column becomes
+      ``T`` values (a column with only two distinct values stays itself,
+      rescaled to [0, 1]). The encoding has no parameter; the next layer
+      learns a piecewise-linear function of each column, and values beyond
+      the edges saturate instead of growing without bound.
+
+    Parameters
+    ----------
+    n_numeric : int
+        Number of numeric columns (the first columns of the input).
+    cardinalities : sequence of int, default=()
+        Table size of each categorical column, index 0 included (>= 1).
+    embedding_dims : sequence of int, default=()
+        Embedding width of each categorical column.
+    bin_edges : sequence of 1-D float sequences, default=None
+        Increasing bin edges of each numeric column for the piecewise-linear
+        encoding (fewer than 2 edges: the column is constant and dropped).
+    quantiles : sequence of (values, probabilities) pairs or None, default=None
+        For the normal quantile encoding: per numeric column, increasing
+        values and their cumulative probabilities in [0, 1] (at least 2), or
+        None to pass that column through. At most one of ``bin_edges`` and
+        ``quantiles``; with neither, numeric columns pass through.
+
+    Examples
+    --------
+    >>> import torch
+    >>> emb = TabularEmbedding(n_numeric=1, cardinalities=[3, 5], embedding_dims=[2, 4],
+    ...                        bin_edges=[[0.0, 1.0, 10.0]])
+    >>> emb.out_features  # 2 bins + 2 + 4
+    8
+    >>> x = torch.tensor([[0.5, 1.0, 4.0], [20.0, 0.0, 9.0]])
+    >>> out = emb(x)
+    >>> out[:, :2].tolist()  # piecewise-linear encoding of 0.5 and 20
+    [[0.5, 0.0], [1.0, 1.0]]
+    >>> bool((out[1, 2:] == 0).all())  # code 0 and out-of-range code 9: the unknown rows
+    True
+    """
+
+    def __init__(self, n_numeric, cardinalities=(), embedding_dims=(), bin_edges=None,
+                 quantiles=None):
+        super().__init__()
+        if bin_edges is not None and quantiles is not None:
+            raise ValueError("Give bin_edges or quantiles, not both.")
+        self.n_numeric = int(n_numeric)
+        self.cardinalities = tuple(int(c) for c in cardinalities)
+        self.embedding_dims = tuple(int(d) for d in embedding_dims)
+        if len(self.cardinalities) != len(self.embedding_dims):
+            raise ValueError("cardinalities and embedding_dims must have the same length.")
+        cards = torch.tensor(self.cardinalities, dtype=torch.long)
+        dims = torch.tensor(self.embedding_dims, dtype=torch.long)
+        sizes = cards * dims
+        self.weight = nn.Parameter(torch.empty(int(sizes.sum())))
+        # Output element e reads column col[e], at weight[code * dims[col] + base[e]].
+        col = torch.repeat_interleave(torch.arange(len(dims)), dims)
+        within = torch.arange(len(col)) - torch.repeat_interleave(torch.cumsum(dims, 0) - dims, dims)
+        self.register_buffer("_col", col, persistent=False)
+        self.register_buffer("_stride", dims[col], persistent=False)
+        self.register_buffer("_base", (torch.cumsum(sizes, 0) - sizes)[col] + within, persistent=False)
+        self.register_buffer("_card", cards[col], persistent=False)
+        self.piecewise_linear = bin_edges is not None
+        widths = []
+        if self.piecewise_linear:
+            if len(bin_edges) != self.n_numeric:
+                raise ValueError("bin_edges must give one sequence of edges per numeric column.")
+            edges = [torch.as_tensor(e, dtype=torch.float32).reshape(-1) for e in bin_edges]
+            n_bins = max([len(e) - 1 for e in edges] + [1])
+            lower = torch.zeros(self.n_numeric, n_bins)
+            width = torch.ones(self.n_numeric, n_bins)
+            keep = []
+            for f, e in enumerate(edges):
+                t = max(len(e) - 1, 0)
+                if t and not bool((e[1:] > e[:-1]).all()):
+                    raise ValueError(f"bin_edges[{f}] must be strictly increasing.")
+                lower[f, :t], width[f, :t] = e[:-1], e[1:] - e[:-1]
+                keep += range(f * n_bins, f * n_bins + t)
+                widths.append(t)
+            self.register_buffer("bin_lower", lower)
+            self.register_buffer("bin_width", width)
+            self.register_buffer("_keep", torch.tensor(keep, dtype=torch.long), persistent=False)
+        self.quantile = quantiles is not None
+        if self.quantile:
+            self._init_quantiles(quantiles)
+        self.numeric_out_features = sum(widths) if self.piecewise_linear else self.n_numeric
+        self.out_features = self.numeric_out_features + int(dims.sum())
+        self.reset_parameters()
+
+    def _init_quantiles(self, quantiles):
+        if len(quantiles) != self.n_numeric:
+            raise ValueError("quantiles must give one pair (or None) per numeric column.")
+        pairs = [
+            None if q is None else tuple(torch.as_tensor(v, dtype=torch.float32).reshape(-1) for v in q)
+            for q in quantiles
+        ]
+        size = max([len(q[0]) for q in pairs if q is not None] + [2])
+        values = torch.full((self.n_numeric, size), math.inf)
+        probabilities = torch.ones(self.n_numeric, size)
+        counts = torch.full((self.n_numeric,), 2, dtype=torch.long)
+        passthrough = torch.ones(self.n_numeric, dtype=torch.bool)
+        for f, q in enumerate(pairs):
+            if q is None:
+                values[f, :2] = torch.tensor([0.0, 1.0])
+                continue
+            v, p = q
+            if len(v) < 2 or len(v) != len(p) or not bool((v[1:] > v[:-1]).all()):
+                raise ValueError(
+                    f"quantiles[{f}] needs at least 2 strictly increasing values, one "
+                    "probability each."
+                )
+            values[f, : len(v)], probabilities[f, : len(p)] = v, p
+            counts[f], passthrough[f] = len(v), False
+        self.register_buffer("quantile_values", values)
+        self.register_buffer("quantile_probabilities", probabilities)
+        self.register_buffer("_counts", counts, persistent=False)
+        self.register_buffer("_passthrough", passthrough, persistent=False)
+
+    def _normal_scores(self, numeric):
+        """Normal scores of each column through its quantiles (piecewise-linear CDF)."""
+        x = numeric.t().contiguous()
+        upper = torch.searchsorted(self.quantile_values, x).clamp(
+            min=torch.ones_like(self._counts)[:, None], max=(self._counts - 1)[:, None]
+        )
+        lower = upper - 1
+        v0, v1 = self.quantile_values.gather(1, lower), self.quantile_values.gather(1, upper)
+        p0, p1 = self.quantile_probabilities.gather(1, lower), self.quantile_probabilities.gather(1, upper)
+        t = ((x - v0) / (v1 - v0)).clamp(0, 1)
+        u = (p0 + t * (p1 - p0)).clamp(_QUANTILE_BOUND, 1 - _QUANTILE_BOUND)
+        z = math.sqrt(2) * torch.erfinv(2 * u - 1)
+        return torch.where(self._passthrough[:, None], x, z).t()
+
+    def reset_parameters(self):
+        """Uniform in +-1/sqrt(width) per table, row 0 (unknown) at zero."""
+        with torch.no_grad():
+            offset = 0
+            for card, dim in zip(self.cardinalities, self.embedding_dims):
+                table = self.weight[offset:offset + card * dim].view(card, dim)
+                nn.init.uniform_(table, -1 / math.sqrt(dim), 1 / math.sqrt(dim))
+                table[0] = 0
+                offset += card * dim
+
+    def table(self, j):
+        """The embedding table of categorical column ``j``, shape ``(cardinality, dim)``."""
+        offsets = [0]
+        for card, dim in zip(self.cardinalities, self.embedding_dims):
+            offsets.append(offsets[-1] + card * dim)
+        return self.weight[offsets[j]:offsets[j + 1]].view(self.cardinalities[j], self.embedding_dims[j])
+
+    def forward(self, x):
+        numeric = x[:, : self.n_numeric]
+        if self.quantile:
+            numeric = self._normal_scores(numeric)
+        elif self.piecewise_linear:
+            encoded = ((numeric.unsqueeze(-1) - self.bin_lower) / self.bin_width).clamp(0, 1)
+            numeric = encoded.flatten(1).index_select(1, self._keep)
+        if not self.cardinalities:
+            return numeric
+        codes = x[:, self.n_numeric:].long()[:, self._col]
+        codes = torch.where((codes >= 0) & (codes < self._card), codes, 0)
+        embedded = self.weight[codes * self._stride + self._base]
+        return torch.cat([numeric, embedded], dim=1)
+
+    def extra_repr(self):
+        return (
+            f"n_numeric={self.n_numeric}, cardinalities={self.cardinalities}, "
+            f"embedding_dims={self.embedding_dims}, piecewise_linear={self.piecewise_linear}, "
+            f"quantile={self.quantile}, "
+            f"out_features={self.out_features}"
+        )
+
+
+class EmbeddedNetwork(nn.Module):
+    """A :class:`TabularEmbedding` in front of a multi-task network.
+
+    Parameters
+    ----------
+    network : type
+        The architecture, e.g. :class:`MMoE`; built with
+        ``network(n_features=embedding.out_features, n_outputs=n_outputs, **kwargs)``.
+    n_features : int
+        Input width: the embedding's numeric plus categorical columns.
+    n_outputs : sequence of int
+        Logits needed by each task.
+    embedding : dict
+        Keyword arguments of :class:`TabularEmbedding`.
+    **kwargs
+        Further keyword arguments of ``network``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = EmbeddedNetwork(MMoE, n_features=3, n_outputs=[1, 1], n_experts=2,
+    ...                       embedding=dict(n_numeric=1, cardinalities=[4, 3], embedding_dims=[2, 2]))
+    >>> net(torch.tensor([[0.3, 2.0, 1.0]])).shape
+    torch.Size([1, 2, 1])
+    """
+
+    def __init__(self, network, n_features, n_outputs, embedding, **kwargs):
+        super().__init__()
+        self.embedding = TabularEmbedding(**embedding)
+        width = self.embedding.n_numeric + len(self.embedding.cardinalities)
+        if width != n_features:
+            raise ValueError(f"The embedding reads {width} columns, but n_features={n_features}.")
+        self.network = network(n_features=self.embedding.out_features, n_outputs=n_outputs, **kwargs)
+
+    @property
+    def towers(self):
+        return self.network.towers
+
+    def shared_parameters(self):
+        """The embedding's parameters and the network's shared ones."""
+        return list(self.embedding.parameters()) + list(self.network.shared_parameters())
+
+    def last_shared_layer(self):
+        return self.network.last_shared_layer()
+
+    def penalty(self):
+        return self.network.penalty()
+
+    def gate_weights(self, x):
+        """The network's gate weights for input ``x`` (networks with gates only)."""
+        return self.network.gate_weights(self.embedding(x))
+
+    def forward(self, x):
+        return self.network(self.embedding(x))
 
 
 def _index(tasks, n_tasks):

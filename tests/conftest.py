@@ -21,6 +21,12 @@ def load_example(name):
     return module
 
 
+def network(model):
+    """The architecture module of a fitted estimator (behind its input embedding, if any)."""
+    module = model.net_.module_
+    return getattr(module, "network", module)
+
+
 def shared_data_dir():
     """The project's shared data folder: $SKLEARN_MMOE_DATA or ../shared/data."""
     return Path(os.environ.get("SKLEARN_MMOE_DATA", REPO_ROOT.parent / "shared" / "data"))

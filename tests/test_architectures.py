@@ -16,6 +16,8 @@ from sklearn_mmoe import (
 from sklearn_mmoe.datasets import make_multitask_regression
 from sklearn_mmoe.nn import PLE, Gates, MMoE, OMoE, ParallelLinear, _gemm_layout
 
+from conftest import network
+
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
@@ -74,7 +76,7 @@ def test_cgc_is_ple_with_one_level():
     params = dict(n_shared_experts=2, n_task_experts=1, expert_hidden_sizes=(8,), max_epochs=3, random_state=0)
     cgc = CGCClassifier(**params).fit(X, Y)
     ple = PLEClassifier(n_levels=1, **params).fit(X, Y)
-    assert isinstance(cgc.net_.module_, PLE) and len(cgc.net_.module_.experts) == 1
+    assert isinstance(network(cgc), PLE) and len(network(cgc).experts) == 1
     for a, b in zip(cgc.predict_proba(X), ple.predict_proba(X)):
         assert np.array_equal(a, b)
     generic = MultiTaskEstimator(architecture="cgc", **params).fit(X, Y)

@@ -16,6 +16,8 @@ from sklearn_mmoe import (
 from sklearn_mmoe.datasets import make_multitask_regression
 from sklearn_mmoe.nn import ParallelLinear, TensorFactorization
 
+from conftest import network
+
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
@@ -27,7 +29,7 @@ def _data(n=500, seed=0):
 
 def _hidden_task_params(model):
     """Per-task hidden-layer parameters of a SingleTask-like module: (n_tasks, -1)."""
-    layers = [m for m in model.net_.module_.towers.layers if isinstance(m, ParallelLinear)][:-1]
+    layers = [m for m in network(model).towers.layers if isinstance(m, ParallelLinear)][:-1]
     parts = []
     for layer in layers:
         weight = layer.weight.transpose(0, 1) if layer.shared_input else layer.weight
@@ -43,7 +45,7 @@ def test_single_task_networks_are_independent():
     b = SingleTaskClassifier(max_epochs=5, random_state=0).fit(X, other)
     np.testing.assert_array_equal(a.predict_proba(X)[0], b.predict_proba(X)[0])
     assert not np.allclose(a.predict_proba(X)[1], b.predict_proba(X)[1])
-    assert a.net_.module_.shared_parameters() == []
+    assert network(a).shared_parameters() == []
     with pytest.raises(ValueError, match="no shared layer"):
         SingleTaskClassifier(loss_weighting="gradnorm", max_epochs=1).fit(X, Y)
 
@@ -83,7 +85,7 @@ def test_cross_stitch_learns_its_mixing():
     X, Y = _data()
     model = CrossStitchClassifier(hidden_sizes=(16, 8), max_epochs=20, learning_rate=1e-2, random_state=0)
     model.fit(X, Y)
-    stitches = [s.detach() for s in model.net_.module_.stitches]
+    stitches = [s.detach() for s in network(model).stitches]
     assert len(stitches) == 2 and stitches[0].shape == (2, 2)
     initial = torch.tensor([[0.9, 0.1], [0.1, 0.9]])
     assert all(not torch.allclose(s, initial) for s in stitches)

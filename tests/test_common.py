@@ -161,16 +161,16 @@ def _two_d_xfails(estimator):
 # Fitting with integer sample weights is the same loss and gradient as
 # repeating rows, and after one epoch the two fits agree to ~1e-8; but float32
 # rounding differences then compound through Adam (~1e-5 after 60 epochs),
-# above the check's rtol=1e-7. Two epochs keep the check exact (with the fused
-# Adam kernel, three already reach 1.3e-7 for Cross-Stitch); a mishandled
+# above the check's rtol=1e-7. One epoch keeps the check exact (with the
+# piecewise-linear numeric encoding, two already reach 7e-7); a mishandled
 # weight would differ by orders of magnitude more. tests/test_masks.py checks
 # the equivalence after full training at a float32 tolerance.
 CHECK_PARAMS = {
     "check_classifiers_train": dict(max_epochs=LEARNING_EPOCHS),
     "check_classifiers_classes": dict(max_epochs=LEARNING_EPOCHS),
     "check_regressors_train": dict(max_epochs=LEARNING_EPOCHS),
-    "check_sample_weight_equivalence_on_dense_data": dict(max_epochs=2),
-    "check_sample_weight_equivalence_on_sparse_data": dict(max_epochs=2),
+    "check_sample_weight_equivalence_on_dense_data": dict(max_epochs=1),
+    "check_sample_weight_equivalence_on_sparse_data": dict(max_epochs=1),
 }
 
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._base import _validate_X
-from .._data import as_float32_rows, inference_chunks
+from .._data import inference_chunks
 from ._plotting import new_figure
 
 __all__ = ["average_gate_weights", "plot_gate_weights"]
@@ -46,9 +45,9 @@ def average_gate_weights(model, X):
     if transform is not None:
         X = transform.transform(X)
     module = estimator.net_.module_
-    if not hasattr(module, "gate_weights"):
+    if not hasattr(getattr(module, "network", module), "gate_weights"):
         raise ValueError(f"{type(estimator).__name__}'s network has no gates.")
-    X = as_float32_rows(_validate_X(estimator, X, reset=False))
+    X = estimator._encode_X(X, reset=False)
     sums = {}
     with torch.inference_mode():
         for chunk, rows in inference_chunks(X, estimator.net_.device):

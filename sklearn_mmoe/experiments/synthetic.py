@@ -164,6 +164,9 @@ def make_model(name, n_features, *, max_epochs=MAX_EPOCHS, random_state=None):
         # A diverging fit keeps its last finite weights instead of aborting
         # the whole study; it is flagged in the results.
         nan_loss="restore",
+        # The paper's setting: raw inputs, a fixed number of epochs.
+        numeric_encoding=None,
+        early_stopping=False,
         random_state=random_state,
     )
     if name == "shared_bottom":

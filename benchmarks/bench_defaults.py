@@ -1,0 +1,182 @@
+"""Out-of-the-box accuracy: ``fit()`` with shipped defaults against gradient boosting.
+
+What a new user does: load the data, ``fit(X_train, Y_train)`` with the
+defaults, score the test split. On the same split and in the same process
+the script fits HistGradientBoostingClassifier (native categoricals) and,
+if installed, LightGBM, one model per task with their defaults, and prints
+test ROC AUC per task, fit wall time, CPU time, epochs and parameters.
+
+Data sets (``--datasets``): ``census1`` and ``census2`` (Census-Income
+groups 1 and 2, the paper's split: train on ``census-income.data``, test on
+the fixed half of ``census-income.test``), ``adult`` (income > 50K and never
+married; train on ``adult.data``, test on ``adult.test``). Only the
+training rows are given to ``fit``; the estimators' early stopping holds out
+its validation rows from them, and no choice is made on the test split.
+
+Inputs (``--inputs``): ``raw`` (the DataFrame as loaded: ``category``
+columns embedded, numbers read by the default numeric encoding) and
+``onehot`` (the Pipeline users write today: OneHotEncoder + StandardScaler).
+
+Examples::
+
+    python benchmarks/bench_defaults.py --datasets adult --seeds 0,1,2
+    python benchmarks/bench_defaults.py --datasets census1,census2 --models mmoe \\
+        --inputs raw,onehot --seeds 0,1,2
+    python benchmarks/bench_defaults.py --datasets adult --models mmoe --set numeric_encoding=None
+"""
+
+import argparse
+import ast
+import time
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+
+from _tabular import load, one_hot
+
+import sklearn_mmoe
+
+MODELS = {
+    "shared_bottom": sklearn_mmoe.SharedBottomClassifier,
+    "omoe": sklearn_mmoe.OMoEClassifier,
+    "mmoe": sklearn_mmoe.MMoEClassifier,
+    "cgc": sklearn_mmoe.CGCClassifier,
+    "ple": sklearn_mmoe.PLEClassifier,
+    "single_task": sklearn_mmoe.SingleTaskClassifier,
+    "l2_constrained": sklearn_mmoe.L2ConstrainedClassifier,
+    "cross_stitch": sklearn_mmoe.CrossStitchClassifier,
+    "tensor_factorization": sklearn_mmoe.TensorFactorizationClassifier,
+}
+
+
+def _value(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _timed(fit):
+    wall, cpu = time.perf_counter(), time.process_time()
+    model = fit()
+    return model, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def boosting_rows(dataset, parts, names, seed):
+    X, Y = parts["train"]
+    X_test, Y_test = parts["test"]
+    makers = {"HGB": lambda: HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)}
+    try:
+        import lightgbm
+
+        makers["LightGBM"] = lambda: lightgbm.LGBMClassifier(verbose=-1, n_jobs=1, random_state=seed)
+    except ImportError:
+        pass
+    for name, make in makers.items():
+        aucs, wall, cpu = [], 0.0, 0.0
+        for t in range(Y.shape[1]):
+            model, w, c = _timed(lambda: make().fit(X, Y[:, t]))
+            aucs.append(roc_auc_score(Y_test[:, t], model.predict_proba(X_test)[:, 1]))
+            wall, cpu = wall + w, cpu + c
+        yield dict(dataset=dataset, inputs="raw", model=name, seed=seed, auc=aucs, wall=wall,
+                   cpu=cpu, epochs=None, best=None, params=None)
+
+
+def network_row(dataset, parts, names, model_name, inputs, seed, overrides):
+    X, Y = parts["train"]
+    X_test, Y_test = parts["test"]
+    estimator = MODELS[model_name](random_state=seed).set_params(**overrides)
+    model = make_pipeline(one_hot(), estimator) if inputs == "onehot" else clone(estimator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, wall, cpu = _timed(lambda: model.fit(X, Y))
+    proba = model.predict_proba(X_test)
+    fitted = model[-1] if inputs == "onehot" else model
+    aucs = [roc_auc_score(Y_test[:, t], proba[t][:, 1]) for t in range(Y.shape[1])]
+    n_params = sum(p.numel() for p in fitted.net_.module_.parameters())
+    return dict(dataset=dataset, inputs=inputs, model=model_name, seed=seed, auc=aucs, wall=wall,
+                cpu=cpu, epochs=fitted.n_iter_, best=getattr(fitted, "best_epoch_", None),
+                params=n_params)
+
+
+def tuning_split(parts):
+    """Train on a fixed 80 % of the training split, score on the other 20 %."""
+    X, Y = parts["train"]
+    order = np.random.RandomState(12345).permutation(len(Y))
+    cut = int(0.8 * len(Y))
+    fit_rows, score_rows = np.sort(order[:cut]), np.sort(order[cut:])
+    return {"train": (X.iloc[fit_rows].reset_index(drop=True), Y[fit_rows]),
+            "test": (X.iloc[score_rows].reset_index(drop=True), Y[score_rows]), "validation": None}
+
+
+def _print(row, names):
+    aucs = "  ".join(f"{n} {a:.4f}" for n, a in zip(names, row["auc"]))
+    extra = "" if row["epochs"] is None else (
+        f"  epochs {row['epochs']:3d} (best {row['best']})  {row['params'] / 1e3:.0f}k params  "
+        f"{row['wall'] / row['epochs']:.2f} s/epoch"
+    )
+    print(f"{row['dataset']:8s} {row['inputs']:6s} {row['model']:20s} seed {row['seed']}  {aucs}  "
+          f"fit {row['wall']:6.1f} s wall {row['cpu']:6.1f} s CPU{extra}", flush=True)
+
+
+def summarize(rows, names_by_dataset):
+    print("\nMean (std) over seeds")
+    keys = sorted({(r["dataset"], r["inputs"], r["model"]) for r in rows}, key=str)
+    for key in keys:
+        group = [r for r in rows if (r["dataset"], r["inputs"], r["model"]) == key]
+        auc = np.array([r["auc"] for r in group])
+        names = names_by_dataset[key[0]]
+        cells = "  ".join(
+            f"{n} {m:.4f} ({s:.4f})" for n, m, s in zip(names, auc.mean(0), auc.std(0))
+        )
+        wall = np.mean([r["wall"] for r in group])
+        epochs = [r["epochs"] for r in group if r["epochs"] is not None]
+        ep = f"  epochs {np.mean(epochs):.1f}" if epochs else ""
+        print(f"{key[0]:8s} {key[1]:6s} {key[2]:20s} n={len(group)}  {cells}  fit {wall:.1f} s{ep}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="adult,census1,census2")
+    parser.add_argument("--models", default="mmoe")
+    parser.add_argument("--inputs", default="raw,onehot")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--no-boosting", action="store_true")
+    parser.add_argument("--data-home", default=None)
+    parser.add_argument("--tune", action="store_true",
+                        help="score on a fixed 20%% of the training split instead of the test "
+                             "split (for choosing defaults; the test split is never read)")
+    parser.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
+                        help="override an estimator parameter (repeatable)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    overrides = dict(item.split("=", 1) for item in args.set)
+    overrides = {k: _value(v) for k, v in overrides.items()}
+    rows, names_by_dataset = [], {}
+    print(f"torch threads {args.threads}; overrides {overrides or 'none'}")
+    for dataset in args.datasets.split(","):
+        parts, names = load(dataset, data_home=args.data_home)
+        if args.tune:
+            parts = tuning_split(parts)
+        names_by_dataset[dataset] = names
+        for seed in map(int, args.seeds.split(",")):
+            if not args.no_boosting:
+                for row in boosting_rows(dataset, parts, names, seed):
+                    rows.append(row)
+                    _print(row, names)
+            for model_name in args.models.split(","):
+                for inputs in args.inputs.split(","):
+                    row = network_row(dataset, parts, names, model_name, inputs, seed, overrides)
+                    rows.append(row)
+                    _print(row, names)
+    summarize(rows, names_by_dataset)
+
+
+if __name__ == "__main__":
+    main()
