@@ -421,3 +421,16 @@ def test_float64_input_is_cast_per_chunk_with_the_same_results(monkeypatch):
     X_test[700, 2] = 1e39  # beyond float32, in a later chunk
     with pytest.raises(ValueError, match="float32 range"):
         model.predict(X_test)
+
+
+def test_skops_round_trip_of_a_model_with_embeddings(tmp_path):
+    sio = pytest.importorskip("skops.io")
+    X, Y = _frame()
+    model = _fit(X, Y, max_epochs=2)
+    path = tmp_path / "model.skops"
+    sio.dump(model, path)
+    untrusted = sio.get_untrusted_types(file=path)
+    assert all(name.startswith("sklearn_mmoe.") for name in untrusted), untrusted
+    loaded = sio.load(path, trusted=untrusted)
+    for a, b in zip(model.predict_proba(X), loaded.predict_proba(X)):
+        assert np.array_equal(a, b)
