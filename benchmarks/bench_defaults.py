@@ -27,6 +27,8 @@ Examples::
 
 import argparse
 import ast
+import multiprocessing
+import resource
 import time
 import warnings
 
@@ -114,12 +116,34 @@ def tuning_split(parts):
             "test": (X.iloc[score_rows].reset_index(drop=True), Y[score_rows]), "validation": None}
 
 
+def _child_row(queue, *args):
+    """network_row in a fresh process; its peak resident memory goes with the row."""
+    torch.set_num_threads(args[-1])
+    row = network_row(*args[:-1])
+    row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(row)
+
+
+def isolated_row(*args):
+    """network_row in a spawned process (``--memory``): the peak RSS of that fit alone,
+    data loading included (load the same data without fitting to get the baseline)."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child_row, args=(queue, *args))
+    process.start()
+    row = queue.get()
+    process.join()
+    return row
+
+
 def _print(row, names):
     aucs = "  ".join(f"{n} {a:.4f}" for n, a in zip(names, row["auc"]))
     extra = "" if row["epochs"] is None else (
         f"  epochs {row['epochs']:3d} (best {row['best']})  {row['params'] / 1e3:.0f}k params  "
         f"{row['wall'] / row['epochs']:.2f} s/epoch"
     )
+    if "peak_mb" in row:
+        extra += f"  peak RSS {row['peak_mb']:.0f} MB"
     print(f"{row['dataset']:8s} {row['inputs']:6s} {row['model']:20s} seed {row['seed']}  {aucs}  "
           f"fit {row['wall']:6.1f} s wall {row['cpu']:6.1f} s CPU{extra}", flush=True)
 
@@ -149,6 +173,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--no-boosting", action="store_true")
     parser.add_argument("--data-home", default=None)
+    parser.add_argument("--memory", action="store_true",
+                        help="fit each network in a spawned process and report its peak RSS")
     parser.add_argument("--tune", action="store_true",
                         help="score on a fixed 20%% of the training split instead of the test "
                              "split (for choosing defaults; the test split is never read)")
@@ -172,7 +198,9 @@ def main(argv=None):
                     _print(row, names)
             for model_name in args.models.split(","):
                 for inputs in args.inputs.split(","):
-                    row = network_row(dataset, parts, names, model_name, inputs, seed, overrides)
+                    args_ = (dataset, parts, names, model_name, inputs, seed, overrides)
+                    row = (isolated_row(*args_, args.threads) if args.memory
+                           else network_row(*args_))
                     rows.append(row)
                     _print(row, names)
     summarize(rows, names_by_dataset)

@@ -234,8 +234,7 @@ def encode_categories(estimator, X, categorical):
 
 def encode_frame(estimator, X, reset):
     """A DataFrame or array with categorical columns -> float32 [numeric | codes]."""
-    with _named_X():
-        validate_data(estimator, X, reset=reset, skip_check_array=True)
+    validate_data(estimator, X, reset=reset, skip_check_array=True)
     if not hasattr(X, "iloc"):
         X = np.asarray(X, dtype=object)
         if X.ndim != 2:
@@ -247,18 +246,6 @@ def encode_frame(estimator, X, reset):
     block = _numeric_block(X, numeric)
     codes = encode_categories(estimator, X, categorical)
     return np.hstack([block, codes]).astype(np.float32)
-
-
-class _named_X:
-    """Prefix scikit-learn's messages about X's columns with 'X: '."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        if exc is not None and isinstance(exc, ValueError) and not str(exc).startswith("X"):
-            raise ValueError(f"X: {exc}") from exc
-        return False
 
 
 def _column_quantiles(X, probabilities, sample_weight):
