@@ -965,9 +965,9 @@ class _LogProbaMixin:
         """Logarithm of the class probabilities of every classification task.
 
         Computed from the network's logits (log-sigmoid for a binary task,
-        log-softmax for a multiclass one), so it equals
-        ``np.log(predict_proba(X))`` up to rounding and stays finite where a
-        probability rounds to 0 or 1.
+        log-softmax for a multiclass one): it equals ``np.log(predict_proba(X))``
+        up to rounding, and stays finite where a probability underflows to 0
+        (below about 1e-308).
 
         Parameters
         ----------

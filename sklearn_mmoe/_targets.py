@@ -288,9 +288,9 @@ def decode(logits, tasks, log=False):
 
     Classification: float64 probabilities (n, n_classes) (for a conditional
     task, the conditional probability), or with ``log=True`` their logarithms,
-    computed from the logits (log-sigmoid, log-softmax) so that they stay
-    finite where a probability rounds to 0 or 1. Regression: float64 values
-    (n,) in both cases.
+    computed from the logits (log-sigmoid, log-softmax), finite wherever the
+    probability is not 0 in float64. Regression: float64 values (n,) in both
+    cases.
     """
     logits = logits.astype(np.float64)
     outputs = []
@@ -298,12 +298,13 @@ def decode(logits, tasks, log=False):
         if task.type == "regression":
             outputs.append(logits[:, t, 0] * task.scale + task.mean)
         elif task.type == "binary":
+            # Each class from the logit, not p0 = 1 - p1: a probability of
+            # 1e-20 is not rounded to 0, and its log is finite like log_proba's.
             z = logits[:, t, 0]
-            if log:  # log(1 - sigmoid(z)) = -log(1 + e^z), log(sigmoid(z)) = -log(1 + e^-z)
+            if log:  # log(sigmoid(-z)) = -log(1 + e^z), log(sigmoid(z)) = -log(1 + e^-z)
                 outputs.append(np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)]))
             else:
-                p = expit(z)
-                outputs.append(np.column_stack([1.0 - p, p]))
+                outputs.append(np.column_stack([expit(-z), expit(z)]))
         else:
             normalise = log_softmax if log else softmax
             outputs.append(normalise(logits[:, t, : task.classes.size], axis=1))

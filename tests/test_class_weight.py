@@ -381,7 +381,7 @@ def test_predict_log_proba_is_the_log_of_predict_proba():
         for p, lp in zip(proba, log_proba, strict=True):
             assert lp.shape == p.shape and lp.dtype == np.float64
             np.testing.assert_allclose(np.exp(lp), p, rtol=1e-12, atol=1e-15)
-            np.testing.assert_allclose(lp, np.log(p), rtol=1e-9)
+            np.testing.assert_allclose(lp, np.log(p), rtol=1e-9, atol=1e-15)
 
 
 def test_predict_log_proba_stays_finite_where_probabilities_saturate():
@@ -389,6 +389,12 @@ def test_predict_log_proba_stays_finite_where_probabilities_saturate():
     Y3 = Y.copy()
     Y3[:, 1] = np.digitize(X[:, 1], [-0.5, 0.5])
     clf = _small(MMoEClassifier, max_epochs=20).fit(X, Y3)
+    # Logits of about -60: predict_proba keeps probabilities like 1e-27 (no
+    # 1 - p rounding to 0), so the two agree.
+    near = X * 10
+    for p, lp in zip(clf.predict_proba(near), clf.predict_log_proba(near), strict=True):
+        assert lp.min() < -40
+        np.testing.assert_allclose(lp, np.log(p), rtol=1e-9, atol=1e-15)
     far = X * 1e4  # logits of thousands: probabilities round to exactly 0 and 1
     with np.errstate(divide="ignore"):
         logs_of_proba = [np.log(p) for p in clf.predict_proba(far)]
