@@ -100,7 +100,7 @@ def _validate_X(estimator, X, reset):
     return X
 
 
-def _task_sample_weight(sample_weight, X, n_tasks):
+def _sample_weight_per_task(sample_weight, X, n_tasks):
     """Validated ``sample_weight`` as ``(n_samples, n_tasks)`` float64.
 
     1-D (or a scalar, or None) is one weight per row, in every task; 2-D is a
@@ -514,7 +514,7 @@ default=None
                 f"y has shape {y.shape}, but the model was fitted on "
                 f"{'1-D y' if self._y_is_1d else f'{self.n_tasks_} tasks'}."
             )
-        sample_weight = _task_sample_weight(sample_weight, X, n_tasks)
+        sample_weight = _sample_weight_per_task(sample_weight, X, n_tasks)
         if resume:
             kinds, known = [t.kind for t in self._tasks], self._tasks
         else:

@@ -17,7 +17,12 @@ from sklearn_mmoe import (
     SingleTaskClassifier,
     TensorFactorizationClassifier,
 )
-from sklearn_mmoe.metrics import masked_accuracy_score, masked_r2_score
+from sklearn_mmoe.metrics import (
+    make_multitask_scorer,
+    masked_accuracy_score,
+    masked_r2_score,
+    masked_roc_auc_score,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -171,6 +176,16 @@ def test_score_takes_a_weight_per_row_and_task():
     assert masked_accuracy_score(Y, pred, sample_weight=weight, multioutput="raw_values") == (
         pytest.approx(expected)
     )
+    # Probability metrics and scorers too.
+    proba = clf.predict_proba(X)
+    auc = [
+        masked_roc_auc_score(Y[:, t], proba[t], sample_weight=weight[:, t]) for t in range(2)
+    ]
+    assert masked_roc_auc_score(Y, proba, sample_weight=weight, multioutput="raw_values") == (
+        pytest.approx(auc)
+    )
+    scorer = make_multitask_scorer("roc_auc")
+    assert scorer(clf, X, Y, sample_weight=weight) == pytest.approx(np.mean(auc))
     # The generic estimator scores each task with its column, classification and regression.
     Y_mixed = np.column_stack([Y[:, 0], X[:, 1] * 3.0])
     model = _small(
@@ -389,8 +404,8 @@ def test_predict_log_proba_stays_finite_where_probabilities_saturate():
     Y3 = Y.copy()
     Y3[:, 1] = np.digitize(X[:, 1], [-0.5, 0.5])
     clf = _small(MMoEClassifier, max_epochs=20).fit(X, Y3)
-    # Logits of about -60: predict_proba keeps probabilities like 1e-27 (no
-    # 1 - p rounding to 0), so the two agree.
+    # Log-probabilities below -40: predict_proba keeps probabilities of 1e-18
+    # and less (1 - p would round them to 0), so the two agree.
     near = X * 10
     for p, lp in zip(clf.predict_proba(near), clf.predict_log_proba(near), strict=True):
         assert lp.min() < -40
