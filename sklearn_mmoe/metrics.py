@@ -153,7 +153,7 @@ def _observed(col, task):
     return observed, labels
 
 
-def _check_sample_weight(sample_weight, n, n_tasks):
+def _check_sample_weight(sample_weight, n, n_tasks=None):
     """Validated weights of shape (n,) (per row) or (n, n_tasks) (per row and task)."""
     if sample_weight is None:
         return None
@@ -161,10 +161,10 @@ def _check_sample_weight(sample_weight, n, n_tasks):
         sw = np.asarray(sample_weight, dtype=float)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"sample_weight must be numeric: {exc}") from exc
-    if sw.shape not in ((n,), (n, n_tasks)):
+    if sw.shape != (n,) and (n_tasks is None or sw.shape != (n, n_tasks)):
+        shapes = f"({n},)" if n_tasks is None else f"({n},) or ({n}, {n_tasks})"
         raise ValueError(
-            f"sample_weight must have shape ({n},) or ({n}, {n_tasks}) to match "
-            f"y_true, got {sw.shape}."
+            f"sample_weight must have shape {shapes} to match y_true, got {sw.shape}."
         )
     if not np.isfinite(sw).all():
         raise ValueError("sample_weight contains NaN or infinity.")
