@@ -36,7 +36,7 @@ from skorch.history import History
 
 from . import _inputs
 from ._data import BatchIterator, MultiTaskDataset, as_float32_rows, predict_logits
-from ._targets import classification_task, decode, encode_targets, joint
+from ._targets import class_weight_factors, classification_task, decode, encode_targets, joint
 from ._version import __version__
 from .metrics import _METRICS, masked_accuracy_score, masked_r2_score
 from .nn import ACTIVATIONS, EmbeddedNetwork, MaskedMultiTaskLoss
@@ -106,6 +106,60 @@ def _validate_X(estimator, X, reset, check_range=True):
             "which the network computes in; rescale X."
         )
     return X
+
+
+def _sample_weight_per_task(sample_weight, X, n_tasks):
+    """Validated ``sample_weight`` as ``(n_samples, n_tasks)`` float64.
+
+    1-D (or a scalar, or None) is one weight per row, in every task; 2-D is a
+    weight per row and task.
+    """
+    n_samples = X.shape[0]
+    with _argument("sample_weight"):  # np.asarray: np.ndim calls __array_function__
+        ndim = 0 if sample_weight is None else np.asarray(sample_weight).ndim
+    if ndim < 2:
+        with _argument("sample_weight"):
+            weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        return np.broadcast_to(weight[:, None], (n_samples, n_tasks))
+    expected = f"({n_samples},) or ({n_samples}, {n_tasks})"
+    if ndim > 2:
+        raise ValueError(
+            f"sample_weight must have shape {expected} (a weight per row, or per row "
+            f"and task), got {np.asarray(sample_weight).shape}."
+        )
+    with _argument("sample_weight"):
+        weight = check_array(sample_weight, input_name="sample_weight", dtype=np.float64)
+    if weight.shape != (n_samples, n_tasks):
+        raise ValueError(
+            f"sample_weight must have shape {expected} (a weight per row, or per row "
+            f"and task), got {weight.shape}."
+        )
+    if (weight < 0).any():
+        raise ValueError("sample_weight must be non-negative.")
+    return weight
+
+
+def _with_parameter(init, name, default):
+    """``init`` with one more keyword-only parameter, ``name``, after the others.
+
+    The new ``__init__`` stores every argument (as ``init`` does, by the
+    convention of :func:`_store_params`), and its signature, which
+    scikit-learn reads for ``get_params``, lists ``init``'s parameters and
+    ``name``.
+    """
+    signature = inspect.signature(init)
+    extra = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+    signature = signature.replace(parameters=[*signature.parameters.values(), extra])
+
+    def __init__(self, **params):
+        arguments = signature.bind(self, **params)
+        arguments.apply_defaults()
+        _store_params(self, arguments.arguments)
+
+    __init__.__signature__ = signature
+    return __init__
 
 
 def _store_params(estimator, arguments):
@@ -560,8 +614,11 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             Targets, one column per task. A missing label (NaN, or ``None`` /
             ``pd.NA`` in object or nullable columns) means the row is outside
             that task's sample space: it is left out of that task's loss.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row in every task's loss.
+        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
+default=None
+            Non-negative weight of each row in every task's loss, or (2-D) of
+            each row in each task's loss. Multiplied by ``class_weight`` where
+            the estimator has one.
 
         Returns
         -------
@@ -585,8 +642,9 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             Training inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             Targets, as in :meth:`fit`.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row in every task's loss.
+        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
+default=None
+            As in :meth:`fit`.
         classes : array-like or list of array-like, default=None
             Classification tasks' labels, for the first call when ``y`` does
             not show them all: an array for 1-D y, a list with one array (or
@@ -634,12 +692,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
                 f"y has shape {y.shape}, but the model was fitted on "
                 f"{'1-D y' if self._y_is_1d else f'{self.n_tasks_} tasks'}."
             )
-        with _argument("sample_weight"):
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
-        if not resume:
-            self._fit_numeric_encoding(X, sample_weight)
+        sample_weight = _sample_weight_per_task(sample_weight, X, n_tasks)
         if resume:
             kinds, known = [t.kind for t in self._tasks], self._tasks
         else:
@@ -648,7 +701,18 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         targets, observed, tasks = encode_targets(
             Y, kinds, sample_weight, self._conditional_tasks(n_tasks), tasks=known
         )
+        class_weight = self._class_weight(tasks, partial=epochs is not None)
+        if any(spec is not None for spec in class_weight):
+            sample_weight = sample_weight * class_weight_factors(
+                class_weight, targets, observed, tasks, sample_weight
+            )
         weight = self._entry_weights(observed, sample_weight)
+        if not resume:
+            # The input quantiles weigh a row by its largest weight over the tasks
+            # (labels, sample and class weights): a zero weight in one task is a
+            # missing label there, not a missing row; a row without any label
+            # counts nowhere, as in the loss.
+            self._fit_numeric_encoding(X, weight.max(axis=1))
         task_weights = self._check_task_weights(n_tasks)
         if resume:
             seeds, net = self._seeds, self.net_
@@ -768,14 +832,65 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         """{child: parent} of conditional tasks (none unless a subclass says so)."""
         return {}
 
+    def _class_weight(self, tasks, partial):
+        """``class_weight`` as one entry per task: None, "balanced" or a dict.
+
+        Estimators without the parameter (regressors) weigh no class.
+        """
+        class_weight = getattr(self, "class_weight", None)
+        n_tasks = len(tasks)
+        if class_weight is None:
+            return [None] * n_tasks
+        if isinstance(class_weight, str):  # "balanced": every classification task
+            per_task = [
+                class_weight if task.kind == "classification" else None for task in tasks
+            ]
+        elif isinstance(class_weight, dict):
+            if n_tasks > 1:
+                raise ValueError(
+                    f"class_weight: a dict weighs the classes of one task; y has {n_tasks} "
+                    "tasks, so pass a list with one entry (None, 'balanced' or a dict) "
+                    "per task."
+                )
+            per_task = [class_weight]
+        else:
+            per_task = list(class_weight)
+            if len(per_task) != n_tasks:
+                raise ValueError(
+                    f"class_weight must have one entry per task ({n_tasks}), got "
+                    f"{len(per_task)}: {class_weight!r}."
+                )
+        for t, (spec, task) in enumerate(zip(per_task, tasks)):
+            if spec is None:
+                continue
+            balanced = isinstance(spec, str) and spec == "balanced"
+            if not (balanced or isinstance(spec, dict)):
+                raise ValueError(
+                    f"class_weight: the entry of task {t} must be None, 'balanced' or a "
+                    f"dict {{label: weight}}, got {spec!r}."
+                )
+            if task.kind != "classification":
+                raise ValueError(
+                    f"class_weight: task {t} is a regression task; its entry must be None."
+                )
+            if partial and balanced:
+                raise ValueError(
+                    "class_weight='balanced' is not supported by partial_fit: one call's "
+                    "labels do not give the class frequencies of the data. Compute them "
+                    "over the training labels, e.g. with sklearn.utils.class_weight."
+                    "compute_class_weight('balanced', classes=..., y=...), and pass the "
+                    "weights as a dict {label: weight}."
+                )
+        return per_task
+
     def _entry_weights(self, observed, sample_weight):
         """Mask times sample weight, scaled to mean 1 over observed entries."""
-        weight = observed * sample_weight[:, None]
+        weight = observed * sample_weight
         empty = np.flatnonzero(weight.sum(axis=0) == 0)
         if empty.size:
             raise ValueError(
                 f"y: task {empty[0]} has no observed label with a non-zero "
-                "sample_weight; every task needs at least one."
+                "sample_weight (times class_weight); every task needs at least one."
             )
         # Scale to mean 1 over observed entries; divide by the maximum first so
         # that neither tiny nor huge weights overflow.
@@ -1064,9 +1179,13 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         X = self._encode_X(X, reset=False)
         return predict_logits(self.net_.module_, X, self.net_.device)
 
-    def _outputs(self, X):
-        """Per-task outputs: probabilities (classification) or values (regression)."""
-        return decode(self._logits(X), self._tasks)
+    def _outputs(self, X, log=False):
+        """Per-task outputs: probabilities (or their logs) or values (regression)."""
+        return decode(self._logits(X), self._tasks, log=log)
+
+    def _probas(self, outputs):
+        """Per-task outputs as ``predict_proba`` returns them."""
+        return outputs
 
     def _labels(self, outputs):
         """Per-task predictions: labels for classification tasks, values otherwise."""
@@ -1111,10 +1230,53 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         return per_task[0] if self._y_is_1d else per_task
 
 
-class _MultiTaskClassifierMixin(ClassifierMixin):
-    """Every task is a classification task: ``predict_proba`` and ``predict``."""
+class _LogProbaMixin:
+    """``predict_log_proba``, the logarithm of ``predict_proba`` from the logits."""
+
+    def predict_log_proba(self, X):
+        """Logarithm of the class probabilities of every classification task.
+
+        Computed from the network's logits (log-sigmoid for a binary task,
+        log-softmax for a multiclass one): it equals ``np.log(predict_proba(X))``
+        up to rounding, and stays finite where a probability underflows to 0
+        (below about 1e-308).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes) or list
+            The layout of :meth:`predict_proba`: one array for 1-D y, else a
+            list with one entry per task.
+        """
+        return self._unwrap(self._probas(self._outputs(X, log=True)))
+
+
+_CLASS_WEIGHT_CONSTRAINT = [StrOptions({"balanced"}), dict, list, None]
+
+
+class _MultiTaskClassifierMixin(_LogProbaMixin, ClassifierMixin):
+    """Every task is a classification task: ``predict_proba`` and ``predict``.
+
+    A classifier takes its architecture's parameters and ``class_weight``:
+    its ``__init__`` is the architecture's, with ``class_weight`` added at the
+    end of the signature, so the architecture's signature stays the one list
+    of the parameters that classifiers and regressors share.
+    """
 
     _y_check_params = dict(dtype=None)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls) or "class_weight" in inspect.signature(cls.__init__).parameters:
+            return
+        cls.__init__ = _with_parameter(cls.__init__, "class_weight", None)
+        cls._parameter_constraints = {
+            **cls._parameter_constraints, "class_weight": _CLASS_WEIGHT_CONSTRAINT
+        }
 
     def _task_kinds(self, Y):
         return ["classification"] * Y.shape[1]
@@ -1164,8 +1326,9 @@ class _MultiTaskClassifierMixin(ClassifierMixin):
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             True labels; missing labels (NaN, None, pd.NA) are ignored.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
+        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
+default=None
+            Sample weights, per row or per row and task.
 
         Returns
         -------
@@ -1213,8 +1376,9 @@ class _MultiTaskRegressorMixin(RegressorMixin):
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             True targets; NaN marks a missing target, which is ignored.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
+        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
+default=None
+            Sample weights, per row or per row and task.
 
         Returns
         -------

@@ -35,6 +35,21 @@ PARAMS = {
     "tower_hidden_sizes": """tower_hidden_sizes : int or sequence of int, default=(16,)
     Hidden layer widths of each task's tower (may be empty: the tower is then
     one linear output layer).""",
+    "class_weight": """class_weight : dict, list or "balanced", default=None
+    Weights of the classes in each task's loss, as in scikit-learn's
+    classifiers: None (every class weighs 1); "balanced", for every
+    classification task: class ``c`` weighs ``n / (n_classes * n_c)``, counted
+    over the task's observed labels with their sample weights (as
+    :func:`sklearn.utils.class_weight.compute_class_weight`); a dict
+    ``{label: weight}``, for 1-D y or a single task (classes it leaves out
+    weigh 1); or a list with one entry per task, each None, "balanced" or a
+    dict. Missing labels never count in the balance; a conditional task
+    (ESMM's conversion) counts only the rows where its parent task is
+    positive, where its own label exists, and its weights apply to its joint
+    training label (class 0 where the parent is negative). An entry's class
+    weight multiplies its ``sample_weight``; each task's loss being a
+    weighted mean, only the ratios within a task matter. "balanced" is
+    computed on each ``fit``'s data; ``partial_fit`` takes dicts only.""",
     "common": """activation : {"relu", "tanh", "logistic", "gelu", "elu", "leaky_relu", \
 "silu", "identity"}, default="relu"
     Activation after every hidden layer.
@@ -307,7 +322,10 @@ def build_docstring(summary, architecture, kind, params, examples, see_also=""):
 
     ``params`` lists keys of PARAMS, or full parameter descriptions.
     """
-    parameters = "\n\n".join([*(PARAMS.get(p, p) for p in params), PARAMS["common"]])
+    parameters = [*(PARAMS.get(p, p) for p in params), PARAMS["common"]]
+    if kind in ("classifier", "esmm"):  # last in a classifier's signature
+        parameters.append(PARAMS["class_weight"])
+    parameters = "\n\n".join(parameters)
     attributes = ATTRIBUTES["common"]
     if kind in ("classifier", "esmm"):
         attributes = ATTRIBUTES["classes"] + "\n\n" + attributes

@@ -12,7 +12,12 @@ from sklearn.utils import ClassifierTags
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import type_of_target
 
-from ._base import _MultiTaskClassifierMixin, _store_params
+from ._base import (
+    _CLASS_WEIGHT_CONSTRAINT,
+    _LogProbaMixin,
+    _MultiTaskClassifierMixin,
+    _store_params,
+)
 from ._docs import PARAMS, build_docstring
 from ._estimators import (
     _SB_PARAMS,
@@ -24,7 +29,12 @@ from ._estimators import (
 )
 from ._labels import as_labels
 from ._targets import KINDS, joint
-from .metrics import masked_accuracy_score, masked_r2_score
+from .metrics import (
+    _check_sample_weight,
+    _task_sample_weight,
+    masked_accuracy_score,
+    masked_r2_score,
+)
 
 __all__ = ["MultiTaskEstimator", "ESMMClassifier"]
 
@@ -52,9 +62,6 @@ class _JointProbaMixin:
             Same layout as ``predict_proba``.
         """
         return self._unwrap(self._probas(joint(self._outputs(X), self._tasks)))
-
-    def _probas(self, outputs):
-        return outputs
 
 
 # Every architecture parameter, in first-use order, and which architectures use it.
@@ -86,12 +93,13 @@ _CONDITIONAL_PARAM = """conditional_tasks : dict {int: int}, default=None
     ``predict_joint_proba`` the joint one."""
 
 
-class MultiTaskEstimator(_JointProbaMixin, _Architecture):
+class MultiTaskEstimator(_JointProbaMixin, _LogProbaMixin, _Architecture):
     _parameter_constraints = {
         **_constraints(_ALL_PARAMS),
         "architecture": [StrOptions(set(ARCHITECTURES))],
         "task_types": ["array-like", None],
         "conditional_tasks": [dict, None],
+        "class_weight": _CLASS_WEIGHT_CONSTRAINT,
     }
     _y_check_params = dict(dtype=None)
     __doc__ = build_docstring(
@@ -110,6 +118,7 @@ and R^2 (regression) on observed labels.""",
             _ARCHITECTURE_PARAM,
             _TASK_TYPES_PARAM,
             _CONDITIONAL_PARAM,
+            PARAMS["class_weight"] + "\n    A regression task's entry must be None.",
             *(f"{PARAMS[p]}\n    Used by: {', '.join(_USED_BY[p])}." for p in _ALL_PARAMS),
         ],
         """>>> import numpy as np
@@ -140,6 +149,7 @@ and R^2 (regression) on observed labels.""",
         architecture="mmoe",
         task_types=None,
         conditional_tasks=None,
+        class_weight=None,
         n_experts=8,
         n_shared_experts=1,
         n_task_experts=1,
@@ -277,8 +287,9 @@ and R^2 (regression) on observed labels.""",
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             True targets; missing labels (NaN, None, pd.NA) are ignored.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
+        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
+default=None
+            Sample weights, per row or per row and task.
 
         Returns
         -------
@@ -286,9 +297,10 @@ and R^2 (regression) on observed labels.""",
         """
         Y = np.asarray(self._scoring_view(y), dtype=object).reshape(-1, self.n_tasks_)
         P = np.asarray(self.predict(X), dtype=object).reshape(-1, self.n_tasks_)
+        weight = _check_sample_weight(sample_weight, Y.shape[0], self.n_tasks_)
         scores = [
             (masked_accuracy_score if task.kind == "classification" else masked_r2_score)(
-                Y[:, t], P[:, t], sample_weight=sample_weight
+                Y[:, t], P[:, t], sample_weight=_task_sample_weight(weight, t)
             )
             for t, task in enumerate(self._tasks)
         ]

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, softmax
+from scipy.special import expit, log_softmax, softmax
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._labels import as_labels
@@ -158,8 +158,9 @@ def encode_targets(Y, kinds, sample_weight, parents=None, tasks=None):
         Validated targets; missing labels are NaN, None or pd.NA.
     kinds : sequence of {"classification", "regression"}
         Kind of each task.
-    sample_weight : ndarray of shape (n_samples,)
-        Validated sample weights (used for the regression scaling).
+    sample_weight : ndarray of shape (n_samples, n_tasks)
+        Validated sample weights, per row and task (used for the regression
+        scaling).
     parents : dict {child: parent}, default=None
         Conditional tasks.
     tasks : list of Task, default=None
@@ -187,7 +188,7 @@ def encode_targets(Y, kinds, sample_weight, parents=None, tasks=None):
         elif kind == "classification":
             encoded, observed, task = _encode_classification(Y[:, t], t)
         else:
-            encoded, observed, task = _encode_regression(Y[:, t], t, sample_weight)
+            encoded, observed, task = _encode_regression(Y[:, t], t, sample_weight[:, t])
         columns.append((encoded, observed))
         tasks.append(task)
     targets = np.column_stack([c[0] for c in columns])
@@ -195,6 +196,83 @@ def encode_targets(Y, kinds, sample_weight, parents=None, tasks=None):
     for child, parent in (parents or {}).items():
         _condition(targets, observed, tasks, child, parent)
     return targets, observed, tasks
+
+
+def _labelled_rows(targets, observed, tasks, t):
+    """Rows where task ``t``'s own label exists.
+
+    For a conditional task, the rows where its parent is positive: elsewhere
+    its training label is the joint one, 0 whatever the task's label.
+    """
+    rows = observed[:, t].copy()
+    parent = tasks[t].parent
+    if parent is not None:
+        rows &= observed[:, parent] & (targets[:, parent] == 1)
+    return rows
+
+
+def _class_weight_vector(spec, task, t, codes, weights):
+    """Weight of each of ``task``'s classes (an array in the order of its classes)."""
+    n_classes = task.classes.size
+    if isinstance(spec, str):  # "balanced"
+        # compute_class_weight("balanced", sample_weight=...): total / (k * n_c)
+        # over the classes present, k of them.
+        counts = np.bincount(codes, weights=weights, minlength=n_classes)
+        present = counts > 0
+        vector = np.ones(n_classes)
+        vector[present] = counts.sum() / (present.sum() * counts[present])
+        return vector
+    labels = task.classes.tolist()
+    unknown = [key for key in spec if key not in set(labels)]
+    if unknown and any(label not in spec for label in labels):
+        # As scikit-learn: labels the task does not have are allowed only in a
+        # dict that weighs every class (e.g. a fold that lacks a rare class).
+        raise ValueError(
+            f"class_weight: task {t} has no class {unknown[:5]}; its classes are {labels}."
+        )
+    try:
+        vector = np.array([spec.get(label, 1.0) for label in labels], dtype=np.float64)
+    except (TypeError, ValueError):
+        vector = np.array([np.nan])
+    if not (np.all(np.isfinite(vector)) and np.all(vector >= 0)):
+        raise ValueError(
+            f"class_weight: task {t}'s weights must be finite non-negative numbers, got {spec!r}."
+        )
+    return vector
+
+
+def class_weight_factors(class_weight, targets, observed, tasks, sample_weight):
+    """Per-entry factors ``(n_samples, n_tasks)`` of the class weights.
+
+    Parameters
+    ----------
+    class_weight : list
+        One entry per task: None (factor 1), "balanced" or a dict
+        ``{label: weight}`` (classes it leaves out weigh 1).
+    targets, observed, tasks :
+        As returned by :func:`encode_targets`.
+    sample_weight : ndarray of shape (n_samples, n_tasks)
+        Validated sample weights; "balanced" counts each class by its rows'
+        weights, as ``compute_class_weight`` with ``sample_weight``.
+
+    Returns
+    -------
+    factors : float64 ndarray (n_samples, n_tasks)
+        Each entry's class weight, by its training label (for a conditional
+        task, the joint label: class 0 where the parent is negative).
+        "balanced" counts only the rows where the task's label exists: missing
+        labels never count, nor, for a conditional task, the rows where its
+        parent is not positive.
+    """
+    factors = np.ones(targets.shape)
+    for t, (spec, task) in enumerate(zip(class_weight, tasks)):
+        if spec is None:
+            continue
+        codes = targets[:, t].astype(np.intp)
+        rows = _labelled_rows(targets, observed, tasks, t)
+        vector = _class_weight_vector(spec, task, t, codes[rows], sample_weight[rows, t])
+        factors[:, t] = vector[codes]
+    return factors
 
 
 def classification_task(classes, t):
@@ -205,11 +283,14 @@ def classification_task(classes, t):
     return Task("classification", classes=classes)
 
 
-def decode(logits, tasks):
+def decode(logits, tasks, log=False):
     """Per-task outputs from float32 logits (n, n_tasks, n_out).
 
     Classification: float64 probabilities (n, n_classes) (for a conditional
-    task, the conditional probability). Regression: float64 values (n,).
+    task, the conditional probability), or with ``log=True`` their logarithms,
+    computed from the logits (log-sigmoid, log-softmax), finite wherever the
+    probability is not 0 in float64. Regression: float64 values (n,) in both
+    cases.
     """
     logits = logits.astype(np.float64)
     outputs = []
@@ -217,10 +298,16 @@ def decode(logits, tasks):
         if task.type == "regression":
             outputs.append(logits[:, t, 0] * task.scale + task.mean)
         elif task.type == "binary":
-            p = expit(logits[:, t, 0])
-            outputs.append(np.column_stack([1.0 - p, p]))
+            # Each class from the logit, not p0 = 1 - p1: a probability of
+            # 1e-20 is not rounded to 0, and its log is finite like log_proba's.
+            z = logits[:, t, 0]
+            if log:  # log(sigmoid(-z)) = -log(1 + e^z), log(sigmoid(z)) = -log(1 + e^-z)
+                outputs.append(np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)]))
+            else:
+                outputs.append(np.column_stack([expit(-z), expit(z)]))
         else:
-            outputs.append(softmax(logits[:, t, : task.classes.size], axis=1))
+            normalise = log_softmax if log else softmax
+            outputs.append(normalise(logits[:, t, : task.classes.size], axis=1))
     return outputs
 
 

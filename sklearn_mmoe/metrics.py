@@ -153,23 +153,29 @@ def _observed(col, task):
     return observed, labels
 
 
-def _check_sample_weight(sample_weight, n):
+def _check_sample_weight(sample_weight, n, n_tasks=None):
+    """Validated weights of shape (n,) (per row) or (n, n_tasks) (per row and task)."""
     if sample_weight is None:
         return None
     try:
         sw = np.asarray(sample_weight, dtype=float)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"sample_weight must be numeric: {exc}") from exc
-    if sw.ndim != 1 or sw.shape[0] != n:
+    if sw.shape != (n,) and (n_tasks is None or sw.shape != (n, n_tasks)):
+        shapes = f"({n},)" if n_tasks is None else f"({n},) or ({n}, {n_tasks})"
         raise ValueError(
-            f"sample_weight must have shape ({n},) to match y_true, got "
-            f"{sw.shape}."
+            f"sample_weight must have shape {shapes} to match y_true, got {sw.shape}."
         )
     if not np.isfinite(sw).all():
         raise ValueError("sample_weight contains NaN or infinity.")
     if (sw < 0).any():
         raise ValueError("sample_weight must be non-negative.")
     return sw
+
+
+def _task_sample_weight(sw, t):
+    """Task ``t``'s weights from validated ``sw`` (None, per row, or per row and task)."""
+    return sw if sw is None or sw.ndim == 1 else sw[:, t]
 
 
 def _check_multioutput(multioutput, n_tasks):
@@ -486,7 +492,7 @@ def _per_task_scores(
 ):
     """Score the tasks listed in ``tasks`` on their observed rows."""
     n_tasks, n_samples = len(y_true_cols), len(y_true_cols[0])
-    sw = _check_sample_weight(sample_weight, n_samples)
+    sw = _check_sample_weight(sample_weight, n_samples, n_tasks)
     if kind in ("proba", "custom_predict_proba"):
         pred_cols = _proba_columns(y_pred, n_tasks, n_samples)
     else:
@@ -504,7 +510,8 @@ def _per_task_scores(
         y_t, pred_t, classes_t = _task_inputs(
             kind, t, observed, pred_cols[t], classes_t, labels, classes_given
         )
-        sw_t = None if sw is None else sw[observed]
+        sw_t = _task_sample_weight(sw, t)
+        sw_t = None if sw_t is None else sw_t[observed]
         scores[i] = func(y_t, pred_t, sw_t, classes_t, **kwargs)
     return scores
 
@@ -535,9 +542,10 @@ def _masked_metric(name, y_true, y_pred, *, sample_weight, multioutput, classes=
 # ---------------------------------------------------------------------------
 
 _SHARED_PARAMS = """
-    sample_weight : array-like of shape (n_samples,), default=None
-        Non-negative sample weights; each task uses the weights of its
-        observed rows.
+    sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
+default=None
+        Non-negative sample weights, per row or (2-D) per row and task; each
+        task uses the weights of its observed rows.
 
     multioutput : {"uniform_average", "raw_values"} or array-like of shape \
 (n_tasks,), default="uniform_average"
@@ -944,8 +952,9 @@ class _MultitaskScorer:
         y_true : array-like or DataFrame of shape (n_samples,) or \
 (n_samples, n_tasks)
             True labels with missing entries.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
+        sample_weight : array-like of shape (n_samples,) or (n_samples, n_tasks), \
+default=None
+            Sample weights, per row or per row and task.
 
         Returns
         -------

@@ -290,8 +290,11 @@ CASES = [
         ValueError,
         r"sample_weight",
     ),
-    Case(
-        "fit-sw-2d", _sw(lambda n: np.ones((n, 2))), ValueError, r"sample_weight",
+    Case(  # 2-D is a weight per row and task: y has 2 tasks
+        "fit-sw-2d-3-columns",
+        _sw(lambda n: np.ones((n, 3))),
+        ValueError,
+        r"sample_weight must have shape \(\d+,\) or \(\d+, 2\)",
     ),
     Case(
         "score-sw-wrong-length",
