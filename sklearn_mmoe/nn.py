@@ -64,7 +64,7 @@ TASK_TYPES = ("binary", "multiclass", "regression")
 _NARROW = 16
 
 
-def _gemm_layout(weight):
+def _gemm_layout(weight, narrow: int = _NARROW):
     """``weight`` (``(..., in, out)``), in the memory layout its product wants.
 
     When gradients are computed, a product ``x @ weight`` with fewer than 16
@@ -77,11 +77,32 @@ def _gemm_layout(weight):
 
     Without gradients (inference) the row-major product is kept: there, a
     row's result does not depend on the other rows of the batch, which the
-    column-major kernel does not guarantee for these shapes.
+    column-major kernel does not guarantee for these shapes. A graph recorded
+    for serving (``torch.jit.trace``, ``torch.export``, the ONNX exporter)
+    is inference too, whether or not gradients were on while recording: it
+    keeps the row-major product, so it computes what ``predict`` does. Under
+    TorchScript the choice stays a run-time branch (``narrow`` is an
+    argument because TorchScript reads no module-level ints).
     """
-    if weight.shape[-1] >= _NARROW or not (weight.requires_grad and torch.is_grad_enabled()):
+    if weight.shape[-1] >= narrow or not (weight.requires_grad and torch.is_grad_enabled()):
+        return weight
+    if _recording():
         return weight
     return weight.transpose(-1, -2).contiguous().transpose(-1, -2)
+
+
+def _recording():
+    """Whether this forward pass is being recorded by a tracer or exporter."""
+    if torch.jit.is_scripting():
+        return False
+    return torch.jit.is_tracing() or _is_exporting()
+
+
+# torch.compiler.is_exporting is in torch >= 2.5; before it, torch.export
+# recorded through dynamo, which is_compiling reports (torch >= 2.3).
+_is_exporting = getattr(
+    torch.compiler, "is_exporting", getattr(torch.compiler, "is_compiling", lambda: False)
+)
 
 
 class ParallelLinear(nn.Module):

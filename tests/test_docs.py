@@ -24,6 +24,7 @@ EXAMPLES = REPO_ROOT / "examples"
 PUBLIC_MODULES = [
     "sklearn_mmoe",
     "sklearn_mmoe.nn",
+    "sklearn_mmoe.export",
     "sklearn_mmoe.weighting",
     "sklearn_mmoe.metrics",
     "sklearn_mmoe.datasets",

@@ -1,0 +1,489 @@
+"""Export fitted estimators for serving: a PyTorch module and an ONNX graph.
+
+A fitted estimator's network maps float32 features to logits; the serving
+graph also applies what ``predict_proba`` and ``predict`` add on top of the
+network, so that what it returns needs no post-processing:
+
+* a classification task gives its class probabilities, shape
+  ``(n_samples, n_classes)``, float32, columns in the order of the task's
+  ``classes_`` (class labels stay on the Python side);
+* a conditional task (ESMM) gives its conditional probability, like
+  ``predict_proba``, and a second output ``<task>_joint`` with the joint
+  probability of ``predict_joint_proba`` (pCVR and pCTCVR);
+* a regression task gives its predictions in the original units, shape
+  ``(n_samples,)``, float64 (the network's float32 output is rescaled in
+  float64, as ``predict`` does).
+
+Outputs are named after the tasks (``task_names``, default ``task0``,
+``task1``, ...), in task order. :func:`to_torch` returns that computation as
+an ``nn.Module`` for ``torch.export``, ``torch.jit.trace`` and
+``torch.jit.script``; :func:`to_onnx` returns it as an ONNX graph with a
+dynamic batch axis. Importing this module with skl2onnx installed registers a
+converter for every estimator of :mod:`sklearn_mmoe`, so that
+``skl2onnx.to_onnx`` converts a whole Pipeline (a ColumnTransformer with
+OneHotEncoder and StandardScaler steps, then the estimator) into one graph.
+:func:`to_onnx` needs the ``onnx`` extra (``pip install sklearn-mmoe[onnx]``:
+onnx, onnxscript, onnxruntime, skl2onnx); :func:`to_torch` only PyTorch.
+"""
+
+import copy
+import types
+
+import torch
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from . import _estimators
+from ._base import _BaseMultiTask, _validate_X
+from ._data import MIN_INFERENCE_ROWS
+from ._multitask import ESMMClassifier, MultiTaskEstimator
+
+__all__ = ["to_torch", "to_onnx", "MIN_OPSET"]
+
+#: Oldest ONNX opset :func:`to_onnx` writes. PyTorch's ONNX exporter
+#: translates to opset 18 and later; below it, it would have to convert the
+#: graph down operator by operator, which fails for ``Shape`` (its
+#: ``start``/``end`` attributes are from opset 15).
+MIN_OPSET = 18
+
+_INPUT = "X"
+
+
+# ------------------------------------------------------------------ torch side
+class _Probabilities(nn.Module):
+    """Class probabilities of task ``task``: ``[1 - p, p]`` or a softmax."""
+
+    def __init__(self, task, n_classes):
+        super().__init__()
+        self.task, self.n_classes = task, n_classes
+
+    def forward(self, logits):
+        if self.n_classes == 2:
+            p = torch.sigmoid(logits[:, self.task, 0:1])
+            return torch.cat([1.0 - p, p], dim=1)
+        return torch.softmax(logits[:, self.task, : self.n_classes], dim=1)
+
+
+class _JointProbabilities(nn.Module):
+    """``[1 - p, p]`` with ``p = p(parent) * p(task | parent)`` (ESMM's pCTCVR)."""
+
+    def __init__(self, task, parent):
+        super().__init__()
+        self.task, self.parent = task, parent
+
+    def forward(self, logits):
+        p = torch.sigmoid(logits[:, self.task, 0:1]) * torch.sigmoid(logits[:, self.parent, 0:1])
+        return torch.cat([1.0 - p, p], dim=1)
+
+
+class _Values(nn.Module):
+    """Regression task ``task`` in the original units, float64 like ``predict``."""
+
+    def __init__(self, task, mean, scale):
+        super().__init__()
+        self.task, self.mean, self.scale = task, float(mean), float(scale)
+
+    def forward(self, logits):
+        return logits[:, self.task, 0].double() * self.scale + self.mean
+
+
+class _ServingModule(nn.Module):
+    """Float32 features -> a tuple of per-output tensors, in ``output_names`` order.
+
+    ``encoder`` maps the float32 matrix given to the module to the matrix
+    the network reads (the identity today). Under ``torch.jit.script`` the
+    network is traced first (its control flow depends only on the
+    architecture, never on the data; see ``__prepare_scriptable__``) and the
+    module returns a list.
+    """
+
+    def __init__(self, encoder, network, heads, output_names, n_features):
+        super().__init__()
+        self.encoder = encoder
+        self.network = network
+        self.heads = nn.ModuleList(heads)
+        self.output_names = list(output_names)
+        self.n_features = n_features
+
+    def forward(self, x):
+        logits = self.network(self.encoder(x))
+        outputs = []
+        for head in self.heads:
+            outputs.append(head(logits))
+        if torch.jit.is_scripting():
+            return outputs
+        return tuple(outputs)
+
+    def __prepare_scriptable__(self):
+        # Some networks are written with Python that TorchScript does not
+        # compile (PLE's per-level generator, CrossStitch's iterators); all
+        # of them trace to a graph with a dynamic batch axis. The trace runs
+        # on MIN_INFERENCE_ROWS rows: no dimension of size 1 gets baked in.
+        scriptable = copy.copy(self)
+        scriptable._modules = dict(self._modules)
+        example = torch.zeros(MIN_INFERENCE_ROWS, self.n_features)
+        scriptable.network = torch.jit.trace(self.network, self.encoder(example))
+        return scriptable
+
+
+def _check_estimator(estimator):
+    if not isinstance(estimator, _BaseMultiTask):
+        raise TypeError(
+            "estimator must be a fitted sklearn_mmoe estimator (e.g. MMoEClassifier or "
+            f"MultiTaskEstimator), got {type(estimator).__name__}; other estimators have "
+            "their own converters (skl2onnx for scikit-learn's)."
+        )
+    check_is_fitted(estimator)
+
+
+def _check_task_names(estimator, task_names):
+    n_tasks = estimator.n_tasks_
+    if task_names is None:
+        return [f"task{t}" for t in range(n_tasks)]
+    if isinstance(task_names, str) or not all(isinstance(n, str) and n for n in task_names):
+        raise TypeError(f"task_names must be a list of non-empty strings, got {task_names!r}.")
+    names = list(task_names)
+    if len(names) != n_tasks:
+        raise ValueError(
+            f"task_names has {len(names)} names but the estimator has {n_tasks} task(s)."
+        )
+    return names
+
+
+def _outputs(estimator, task_names=None):
+    """``[(name, head, kind)]``, kind "proba" (float32, 2-D) or "values" (float64, 1-D)."""
+    outputs = []
+    for t, (task, name) in enumerate(zip(estimator._tasks, _check_task_names(estimator, task_names))):
+        if task.kind == "regression":
+            outputs.append((name, _Values(t, task.mean, task.scale), "values"))
+            continue
+        outputs.append((name, _Probabilities(t, task.classes.size), "proba"))
+        if task.parent is not None:
+            outputs.append((f"{name}_joint", _JointProbabilities(t, task.parent), "proba"))
+    names = [name for name, _, _ in outputs]
+    if len(set(names)) < len(names) or _INPUT in names:
+        raise ValueError(
+            f"The output names {names} must be distinct and differ from the input name "
+            f"{_INPUT!r}; pass other task_names."
+        )
+    return outputs
+
+
+def _input_encoder(estimator):
+    """The torch module that turns the served float32 matrix into the network's input.
+
+    The identity: today the network reads the features as given. A
+    preprocessing step of the estimator on its float32 matrix goes here (and
+    its ONNX counterpart in :func:`_network_input`).
+    """
+    return nn.Identity()
+
+
+def to_torch(estimator, *, task_names=None):
+    """The fitted estimator's prediction as a PyTorch module.
+
+    The module maps a float32 tensor of shape ``(n_samples, n_features)``
+    to a tuple of tensors, one per output (see :mod:`sklearn_mmoe.export`):
+    class probabilities (float32, ``(n_samples, n_classes)``, columns in the
+    order of ``classes_``) for a classification task, followed for a
+    conditional task by its joint probabilities, and values in the original
+    units (float64, ``(n_samples,)``) for a regression task. Its
+    ``output_names`` attribute names them.
+
+    The module is a copy on the CPU, in evaluation mode, with frozen
+    parameters: it can be exported with ``torch.export.export`` (declare the
+    batch dimension dynamic to serve any batch size), traced with
+    ``torch.jit.trace`` and scripted with ``torch.jit.script`` (a scripted
+    module returns a list).
+
+    Parameters
+    ----------
+    estimator : fitted sklearn_mmoe estimator
+        Any estimator of :mod:`sklearn_mmoe`.
+    task_names : list of str, default=None
+        Name of each task's output; default ``["task0", "task1", ...]``.
+        A conditional task's joint probabilities are ``"<name>_joint"``.
+
+    Returns
+    -------
+    module : torch.nn.Module
+        The serving module.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is not an estimator of :mod:`sklearn_mmoe`.
+    sklearn.exceptions.NotFittedError
+        If it is not fitted.
+
+    See Also
+    --------
+    to_onnx : The same computation as an ONNX graph.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sklearn_mmoe import MultiTaskEstimator
+    >>> from sklearn_mmoe.export import to_torch
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 4))
+    >>> Y = np.column_stack([X[:, 0] > 0, X[:, 1] * 10 + 3])
+    >>> est = MultiTaskEstimator(task_types=["classification", "regression"],
+    ...                          n_experts=2, max_epochs=5, random_state=0).fit(X, Y)
+    >>> module = to_torch(est, task_names=["click", "dwell"])
+    >>> module.output_names
+    ['click', 'dwell']
+    >>> proba, dwell = module(torch.from_numpy(X[:3]).float())
+    >>> bool(np.allclose(proba.numpy(), est.predict_proba(X[:3])[0], atol=1e-6))
+    True
+    >>> bool(np.allclose(dwell.numpy(), est.predict(X[:3])[:, 1]))
+    True
+    """
+    _check_estimator(estimator)
+    outputs = _outputs(estimator, task_names)
+    network = copy.deepcopy(estimator.net_.module_).cpu().eval().requires_grad_(False)
+    return _ServingModule(
+        _input_encoder(estimator),
+        network,
+        [head for _, head, _ in outputs],
+        [name for name, _, _ in outputs],
+        estimator.n_features_in_,
+    ).eval()
+
+
+# ------------------------------------------------------------------- ONNX side
+def _onnx_modules():
+    """onnx and skl2onnx, or an ImportError that says how to install them."""
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401  (PyTorch's ONNX exporter needs it)
+        import skl2onnx
+    except ImportError as exc:
+        raise ImportError(
+            f"ONNX export needs onnx, onnxscript and skl2onnx ({exc}); install them with "
+            "pip install 'sklearn-mmoe[onnx]'."
+        ) from None
+    return skl2onnx
+
+
+def _check_opset(opset):
+    if opset < MIN_OPSET:
+        raise ValueError(
+            f"opset={opset} is too old: the network's graph is written by PyTorch's ONNX "
+            f"exporter, which needs opset {MIN_OPSET} or later (e.g. for Shape with "
+            "start/end and ReduceMean with axes as an input)."
+        )
+
+
+def _network_graph(estimator, opset, task_names=None):
+    """The serving module exported by PyTorch's ONNX exporter, an ``onnx.ModelProto``."""
+    _check_opset(opset)
+    module = to_torch(estimator, task_names=task_names)
+    example = torch.zeros(2, estimator.n_features_in_)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            module,
+            (example,),
+            input_names=[_INPUT],
+            output_names=module.output_names,
+            opset_version=opset,
+            dynamo=True,
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            optimize=True,
+            verbose=False,
+        )
+    model = program.model_proto
+    versions = {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")}
+    if versions != {opset}:  # the exporter falls back to another opset with a warning
+        raise ValueError(
+            f"PyTorch's ONNX exporter wrote opset {sorted(versions)} instead of opset={opset}; "
+            f"choose an opset between {MIN_OPSET} and the latest your onnx and onnxruntime "
+            "support."
+        )
+    return model
+
+
+def _output_types(outputs):
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    return [
+        FloatTensorType([None, head.n_classes if isinstance(head, _Probabilities) else 2])
+        if kind == "proba"
+        else DoubleTensorType([None])
+        for _, head, kind in outputs
+    ]
+
+
+def _parse(scope, model, inputs, custom_parsers=None):
+    """skl2onnx parser: one output variable per output of :func:`to_torch`."""
+    operator = scope.declare_local_operator(_alias(type(model)), model)
+    operator.inputs = inputs
+    outputs = _outputs(model)
+    for (name, _, _), kind in zip(outputs, _output_types(outputs)):
+        variable = scope.declare_local_variable(name, kind)
+        operator.outputs.append(variable)
+    return operator.outputs
+
+
+def _shape(operator):
+    """skl2onnx shape calculator: the input must be a float matrix of n_features_in_ columns."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    estimator = operator.raw_operator
+    if len(operator.inputs) != 1:
+        raise ValueError(
+            f"{type(estimator).__name__} reads one feature matrix, got {len(operator.inputs)} "
+            "inputs; put a ColumnTransformer before it."
+        )
+    kind = operator.inputs[0].type
+    if not isinstance(kind, (FloatTensorType, DoubleTensorType)):
+        raise TypeError(
+            f"{type(estimator).__name__} reads a float or double matrix, got {kind}."
+        )
+    width = kind.shape[1] if len(kind.shape) == 2 else None
+    if isinstance(width, int) and width != estimator.n_features_in_:
+        raise ValueError(
+            f"{type(estimator).__name__} was fitted on {estimator.n_features_in_} features "
+            f"but its ONNX input has {width} columns."
+        )
+
+
+def _network_input(scope, operator, container):
+    """The name of the float32 matrix the network reads, computed from the operator's input.
+
+    A double input is cast to float32 (as ``predict`` does). A preprocessing
+    step of the estimator (e.g. encoding categories) goes here, with its
+    torch counterpart in :func:`_input_encoder`.
+    """
+    from onnx import TensorProto
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    source = operator.inputs[0]
+    if not isinstance(source.type, DoubleTensorType):
+        return source.onnx_name
+    name = scope.get_unique_variable_name(f"{source.onnx_name}_float")
+    container.add_node(
+        "Cast", [source.onnx_name], [name], to=TensorProto.FLOAT,
+        name=scope.get_unique_operator_name("Cast"),
+    )
+    return name
+
+
+def _convert(scope, operator, container):
+    """skl2onnx converter: splice the exported network graph into the container."""
+    from skl2onnx.helpers import add_onnx_graph
+
+    graph = _network_graph(operator.raw_operator, container.target_opset)
+    network_input = types.SimpleNamespace(onnx_name=_network_input(scope, operator, container))
+    spliced = types.SimpleNamespace(inputs=[network_input], outputs=operator.outputs)
+    add_onnx_graph(scope, spliced, container, graph)
+
+
+def _estimator_classes():
+    """Every estimator class of sklearn_mmoe."""
+    classes = [getattr(_estimators, name) for name in _estimators.__all__]
+    return [*classes, MultiTaskEstimator, ESMMClassifier]
+
+
+def _alias(cls):
+    """The name of ``cls``'s converter in skl2onnx's registry."""
+    return f"SklearnMMoE{cls.__name__}"
+
+
+def _register():
+    """Register the converter of every estimator with skl2onnx (if installed)."""
+    try:
+        from skl2onnx import update_registered_converter
+    except ImportError:
+        return
+    for cls in _estimator_classes():
+        update_registered_converter(
+            cls, _alias(cls), _shape, _convert, parser=_parse
+        )
+
+
+def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None):
+    """The fitted estimator's prediction as an ONNX graph.
+
+    The graph has one input, ``"X"``: float32 features of shape
+    ``(batch, n_features)`` with a dynamic batch axis, and one output per
+    entry of :func:`to_torch` (class probabilities per classification
+    task, named after it; joint probabilities of a conditional task as
+    ``"<name>_joint"``; regression predictions in the original units as
+    float64). It needs only ONNX Runtime to run. To include preprocessing,
+    convert the whole Pipeline with ``skl2onnx.to_onnx(pipeline, X)``
+    instead, after importing this module.
+
+    Parameters
+    ----------
+    estimator : fitted sklearn_mmoe estimator
+        Any estimator of :mod:`sklearn_mmoe`.
+    X_sample : array-like of shape (n_samples, n_features), default=None
+        Inputs like those the model will serve; checked against the fitted
+        estimator (number of columns, column names) and used as the
+        exporter's example input.
+    opset : int, default=None
+        ONNX opset of the graph, at least :data:`MIN_OPSET`; default: the
+        latest that skl2onnx has tested with ONNX Runtime.
+    task_names : list of str, default=None
+        Output name of each task; default ``["task0", "task1", ...]``.
+
+    Returns
+    -------
+    model : onnx.ModelProto
+        Save it with ``model.SerializeToString()`` or ``onnx.save``.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is not an estimator of :mod:`sklearn_mmoe`.
+    sklearn.exceptions.NotFittedError
+        If it is not fitted.
+    ValueError
+        If ``opset`` is older than :data:`MIN_OPSET`.
+    ImportError
+        If onnx, onnxscript or skl2onnx are not installed.
+
+    See Also
+    --------
+    to_torch : The same computation as a PyTorch module.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import onnxruntime as ort
+    >>> from sklearn_mmoe import ESMMClassifier
+    >>> from sklearn_mmoe.export import to_onnx
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(300, 4)).astype(np.float32)
+    >>> click = X[:, 0] > 0
+    >>> Y = np.column_stack([click, np.where(click, X[:, 1] > 0, np.nan)]).astype(float)
+    >>> esmm = ESMMClassifier(max_epochs=5, random_state=0).fit(X, Y)
+    >>> model = to_onnx(esmm, task_names=["click", "buy"])
+    >>> [o.name for o in model.graph.output]
+    ['click', 'buy', 'buy_joint']
+    >>> session = ort.InferenceSession(model.SerializeToString())
+    >>> p_ctr, p_cvr, p_ctcvr = session.run(None, {"X": X[:3]})
+    >>> bool(np.allclose(p_ctcvr, esmm.predict_joint_proba(X[:3])[1], atol=1e-6))
+    True
+    """
+    _check_estimator(estimator)
+    skl2onnx = _onnx_modules()
+    from skl2onnx.common.data_types import FloatTensorType
+
+    if X_sample is not None:
+        _validate_X(estimator, X_sample, reset=False)
+    if opset is None:
+        opset = skl2onnx.get_latest_tested_opset_version()
+    _check_opset(opset)
+    outputs = _outputs(estimator, task_names)
+    model = skl2onnx.convert_sklearn(
+        estimator,
+        initial_types=[(_INPUT, FloatTensorType([None, estimator.n_features_in_]))],
+        final_types=[(name, kind) for (name, _, _), kind in zip(outputs, _output_types(outputs))],
+        target_opset=opset,
+    )
+    return model
+
+
+_register()
