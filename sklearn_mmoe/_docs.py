@@ -233,7 +233,7 @@ n_iter_ : int
 loss_curve_ : list of float
     Training loss at the end of each epoch.
 
-task_loss_curve_ : ndarray of shape (n_iter_, n_tasks)
+task_loss_curve_ : ndarray of shape (n_epochs, n_tasks)
     Each task's training loss at each epoch (the mean of its batch losses).
 
 early_stopping_ : bool
@@ -242,15 +242,15 @@ early_stopping_ : bool
 validation_loss_curve_ : list of float
     Validation loss at each epoch (only with early stopping).
 
-validation_task_loss_curve_ : ndarray of shape (n_iter_, n_tasks)
+validation_task_loss_curve_ : ndarray of shape (n_epochs, n_tasks)
     Each task's validation loss at each epoch (only with early stopping).
 
-validation_score_ : ndarray of shape (n_iter_,)
+validation_score_ : ndarray of shape (n_epochs,)
     The early-stopping score at each epoch, greater is better (the negated
     loss for ``scoring="loss"`` and for error metrics), as in
     HistGradientBoosting (only with early stopping).
 
-validation_task_scores_ : ndarray of shape (n_iter_, n_tasks)
+validation_task_scores_ : ndarray of shape (n_epochs, n_tasks)
     Each task's share of ``validation_score_`` (only with early stopping).
 
 best_validation_loss_ : float
