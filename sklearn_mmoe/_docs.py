@@ -90,7 +90,7 @@ max_categories : int or None, default=None
 numeric_encoding : {"auto", "quantile", "piecewise_linear"} or None, default="auto"
     How numeric columns enter the network (a column holding only 0 and 1
     always stays itself). "quantile": each column is mapped to a standard
-    normal through its training distribution (1,000 quantiles, as
+    normal through its training distribution (128 quantiles, as
     :class:`~sklearn.preprocessing.QuantileTransformer` with
     ``output_distribution="normal"`` does, inside the network): raw columns
     of any scale work, heavy tails and outliers stay bounded.

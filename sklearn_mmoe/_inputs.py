@@ -23,7 +23,7 @@ MAX_CATEGORIES = 100_000
 #: Rows used to compute the quantile bin edges (every k-th row beyond this).
 BINNING_ROWS = 200_000
 #: Quantiles of each numeric column kept for the normal quantile encoding.
-N_QUANTILES = 1000
+N_QUANTILES = 128
 
 
 def auto_embedding_dim(n_categories):

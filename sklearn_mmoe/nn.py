@@ -929,10 +929,11 @@ class TabularEmbedding(nn.Module):
       one flat parameter, read for a whole batch by a single gather (no loop
       over columns); row 0 of each table starts at zero.
     * Numeric columns pass through unchanged, or are mapped to a standard
-      normal through their training distribution (``quantiles``: the
-      transform of :class:`~sklearn.preprocessing.QuantileTransformer` with
-      ``output_distribution="normal"``, interpolated between the given
-      quantiles; robust to heavy tails and outliers, one value per column),
+      normal through their training distribution (``quantiles``: as
+      :class:`~sklearn.preprocessing.QuantileTransformer` with
+      ``output_distribution="normal"`` does, except that the normal scores
+      are interpolated linearly between the quantiles; robust to heavy tails
+      and outliers, one value per column),
       or get the piecewise-linear encoding of Gorishniy et al. (NeurIPS
       2022, ``bin_edges``): with bin
       edges ``b_0 < ... < b_T`` of column ``f``, component ``t`` is
@@ -1025,45 +1026,46 @@ class TabularEmbedding(nn.Module):
     def _init_quantiles(self, quantiles):
         if len(quantiles) != self.n_numeric:
             raise ValueError("quantiles must give one pair (or None) per numeric column.")
-        pairs = [
-            None if q is None else tuple(torch.as_tensor(v, dtype=torch.float32).reshape(-1) for v in q)
-            for q in quantiles
-        ]
-        size = max([len(q[0]) for q in pairs if q is not None] + [2])
-        values = torch.full((self.n_numeric, size), math.inf)
-        probabilities = torch.ones(self.n_numeric, size)
-        counts = torch.full((self.n_numeric,), 2, dtype=torch.long)
-        passthrough = torch.ones(self.n_numeric, dtype=torch.bool)
-        for f, q in enumerate(pairs):
-            if q is None:
-                values[f, :2] = torch.tensor([0.0, 1.0])
-                continue
-            v, p = q
+        encoded = [f for f, q in enumerate(quantiles) if q is not None]
+        pairs = [tuple(torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in quantiles[f])
+                 for f in encoded]
+        size = max([len(v) for v, _ in pairs] + [2])
+        lower = torch.zeros(len(encoded), size - 1)
+        width = torch.ones(len(encoded), size - 1)
+        step = torch.zeros(len(encoded), size - 1)
+        first = torch.zeros(len(encoded))
+        for i, (v, p) in enumerate(pairs):
             if len(v) < 2 or len(v) != len(p) or not bool((v[1:] > v[:-1]).all()):
                 raise ValueError(
-                    f"quantiles[{f}] needs at least 2 strictly increasing values, one "
+                    f"quantiles[{encoded[i]}] needs at least 2 strictly increasing values, one "
                     "probability each."
                 )
-            values[f, : len(v)], probabilities[f, : len(p)] = v, p
-            counts[f], passthrough[f] = len(v), False
-        self.register_buffer("quantile_values", values)
-        self.register_buffer("quantile_probabilities", probabilities)
-        self.register_buffer("_counts", counts, persistent=False)
-        self.register_buffer("_passthrough", passthrough, persistent=False)
+            # normal scores at the knots; linear in between
+            z = math.sqrt(2) * torch.erfinv(2 * p.clamp(_QUANTILE_BOUND, 1 - _QUANTILE_BOUND) - 1)
+            k = len(v) - 1
+            lower[i, :k], width[i, :k], step[i, :k] = v[:-1], v[1:] - v[:-1], z[1:] - z[:-1]
+            first[i] = z[0]
+        self.register_buffer("quantile_lower", lower)
+        self.register_buffer("quantile_width", width)
+        self.register_buffer("quantile_step", step)
+        self.register_buffer("quantile_first", first)
+        self.register_buffer("_encoded", torch.tensor(encoded, dtype=torch.long), persistent=False)
+        # output column f: raw column f, or normal score i of the appended block
+        order = torch.arange(self.n_numeric)
+        order[self._encoded] = self.n_numeric + torch.arange(len(encoded))
+        self.register_buffer("_order", order, persistent=False)
 
     def _normal_scores(self, numeric):
-        """Normal scores of each column through its quantiles (piecewise-linear CDF)."""
-        x = numeric.t().contiguous()
-        upper = torch.searchsorted(self.quantile_values, x).clamp(
-            min=torch.ones_like(self._counts)[:, None], max=(self._counts - 1)[:, None]
-        )
-        lower = upper - 1
-        v0, v1 = self.quantile_values.gather(1, lower), self.quantile_values.gather(1, upper)
-        p0, p1 = self.quantile_probabilities.gather(1, lower), self.quantile_probabilities.gather(1, upper)
-        t = ((x - v0) / (v1 - v0)).clamp(0, 1)
-        u = (p0 + t * (p1 - p0)).clamp(_QUANTILE_BOUND, 1 - _QUANTILE_BOUND)
-        z = math.sqrt(2) * torch.erfinv(2 * u - 1)
-        return torch.where(self._passthrough[:, None], x, z).t()
+        """Normal scores of the encoded columns, piecewise linear between quantiles.
+
+        ``z(x) = z_0 + sum_k (z_k - z_{k-1}) * clip((x - v_{k-1}) / (v_k - v_{k-1}), 0, 1)``:
+        elementwise operations only (no search, no inverse error function), so
+        the graph exports to ONNX and TorchScript as it is.
+        """
+        x = numeric.index_select(1, self._encoded).unsqueeze(-1)
+        t = ((x - self.quantile_lower) / self.quantile_width).clamp(0, 1)
+        z = self.quantile_first + (t * self.quantile_step).sum(-1)
+        return torch.cat([numeric, z], dim=1).index_select(1, self._order)
 
     def reset_parameters(self):
         """Uniform in +-1/sqrt(width) per table, row 0 (unknown) at zero."""
