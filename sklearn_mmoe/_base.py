@@ -33,6 +33,7 @@ from skorch.callbacks import Callback, EarlyStopping
 from skorch.helper import predefined_split
 from skorch.history import History
 
+from . import _random
 from ._data import BatchIterator, MultiTaskDataset, as_float32_rows, predict_logits
 from ._targets import classification_task, decode, encode_targets
 from ._version import __version__
@@ -252,11 +253,12 @@ def _epoch_seed(seed, epoch):
 
 
 class _EpochSeed(Callback):
-    """Seed torch's generator at each epoch from (seed, epoch).
+    """Reseed the fit's generators at each epoch from (seed, epoch).
 
     Dropout and any other randomness of epoch ``e`` then depend only on the
     seed and ``e``: a fit resumed at an epoch (warm start, a reloaded model)
-    draws what an uninterrupted fit would have drawn.
+    draws what an uninterrupted fit would have drawn. The generators are the
+    fit's own (see :func:`_seeded`), never torch's global one.
     """
 
     def __init__(self, seed):
@@ -264,9 +266,8 @@ class _EpochSeed(Callback):
 
     def on_epoch_begin(self, net, **kwargs):
         seed = _epoch_seed(self.seed, len(net.history))
-        torch.default_generator.manual_seed(seed)
-        if torch.device(net.device).type == "cuda":
-            torch.cuda.manual_seed(seed)
+        for generator in _random.active():
+            generator.manual_seed(seed)
 
 
 class _FiniteLoss(Callback):
@@ -315,13 +316,59 @@ class _EpochWeights(Callback):
 
 @contextlib.contextmanager
 def _seeded(seed, device):
-    """Seed torch's generators for ``device`` and restore them afterwards."""
-    cuda = device.type == "cuda"
-    with torch.random.fork_rng(devices=[device] if cuda else [], device_type="cuda"):
-        torch.default_generator.manual_seed(seed)
-        if cuda:
-            torch.cuda.manual_seed(seed)
+    """Run the block with generators of its own for the CPU and ``device``, seeded.
+
+    Initialisation, dropout and the other draws of :mod:`sklearn_mmoe.nn` in
+    the block, in this thread, come from them (:mod:`sklearn_mmoe._random`):
+    torch's global generator is neither read nor changed, so a fit depends
+    only on its seed whatever runs beside it in other threads.
+    """
+    owned = [torch.Generator().manual_seed(seed)]
+    if device.type != "cpu":
+        owned.append(torch.Generator(device=device).manual_seed(seed))
+    with _random.generators(*owned):
         yield
+
+
+class _NetSnapshot:
+    """What continued training changes in a fitted net, to put back on failure.
+
+    A copy of the module's, loss's and optimizer's state dicts (the weights,
+    buffers and optimizer state: the one cost that grows with the model), the
+    modules' other attributes (e.g. a loss weighting's running sums), the
+    net's attributes (callbacks, epochs, ...) and the history's rows.
+    """
+
+    def __init__(self, net):
+        self.net = net
+        self.attributes = dict(vars(net))
+        self.modules = [net.module_, net.criterion_]
+        self.states = copy.deepcopy([m.state_dict() for m in self.modules])
+        self.optimizer = copy.deepcopy(net.optimizer_.state_dict())
+        self.plain = [
+            [(m, _plain_attributes(m)) for m in module.modules()] for module in self.modules
+        ]
+        self.history = [dict(row) for row in net.history]
+
+    def restore(self):
+        net = self.net
+        vars(net).clear()
+        vars(net).update(self.attributes)
+        for module, state, plain in zip(self.modules, self.states, self.plain):
+            module.load_state_dict(state)
+            for submodule, attributes in plain:
+                vars(submodule).update(attributes)
+        net.optimizer_.load_state_dict(self.optimizer)
+        net.history = History([dict(row) for row in self.history])
+        net.module_.eval()
+
+
+def _plain_attributes(module):
+    """A module's own attributes other than its parameters, buffers and submodules."""
+    return {
+        k: v for k, v in vars(module).items()
+        if k not in ("_parameters", "_buffers", "_modules")
+    }
 
 
 class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
@@ -421,18 +468,32 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         """
         return self._transaction(X, y, sample_weight, epochs=1, classes=classes)
 
-    def _transaction(self, *args, **kwargs):
+    def _transaction(self, X, y, sample_weight, epochs, classes):
+        """Fit, warm-start fit or partial_fit; on any failure, nothing changes.
+
+        The estimator's attributes are restored, and a net trained in place
+        (continued training) gets back its module, loss, optimizer, callbacks
+        and history as they were: predictions stay bit-identical. A
+        KeyboardInterrupt within training is not a failure: skorch stops
+        there and the model keeps what was trained (``_report`` warns).
+        """
         previous = dict(vars(self))
+        snapshot = _NetSnapshot(self.net_) if self._resuming(epochs) else None
         try:
-            return self._fit(*args, **kwargs)
+            return self._fit(X, y, sample_weight, epochs, classes)
         except BaseException:
-            # Bad input or a failed fit leaves a fitted model as it was.
             vars(self).clear()
             vars(self).update(previous)
+            if snapshot is not None:
+                snapshot.restore()
             raise
 
+    def _resuming(self, epochs):
+        """Whether this call continues training the fitted net (in place)."""
+        return hasattr(self, "net_") and (epochs is not None or self.warm_start)
+
     def _fit(self, X, y, sample_weight, epochs, classes):
-        resume = hasattr(self, "net_") and (epochs is not None or self.warm_start)
+        resume = self._resuming(epochs)
         X = _validate_X(self, X, reset=not resume)
         if y is None:
             raise ValueError(
@@ -677,6 +738,12 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             net.initialize_callbacks()
             for group in net.optimizer_.param_groups:
                 group.update(lr=self.learning_rate, weight_decay=self.weight_decay)
+        if epochs is not None:
+            # partial_fit: one plain epoch on the data given, whatever
+            # early_stopping says: no validation split, no stopping rule.
+            net.callbacks = [(n, cb) for n, cb in net.callbacks if n != "stopping"]
+            if net.initialized_:
+                net.initialize_callbacks()
         net.train_split = None if valid is None else predefined_split(valid)
         net.max_epochs = epochs or self.max_epochs
         net.iterator_train__first_epoch = start
@@ -699,7 +766,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         else:
             interrupted = len(history) - start < (epochs or self.max_epochs)
         callbacks = dict(net.callbacks_)
-        finite, stop = callbacks["finite"], callbacks["stopping"]
+        finite, stop = callbacks["finite"], callbacks.get("stopping")
         name = type(self).__name__
         if finite.restored_epoch_ is not None:
             warnings.warn(
@@ -709,15 +776,18 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
                 RuntimeWarning,
                 stacklevel=3,
             )
-        elif stop.misses_ >= stop.patience or epochs is not None:
-            pass  # converged (or stopped early), or partial_fit
+        elif stop is not None and stop.misses_ >= stop.patience:
+            pass  # converged (or stopped early)
         elif interrupted:
+            method = "fit" if epochs is None else "partial_fit"
             warnings.warn(
-                f"{name}: fit was interrupted after {len(history)} epochs; the model "
+                f"{name}: {method} was interrupted after {len(history)} epochs; the model "
                 "keeps the weights reached so far.",
                 UserWarning,
                 stacklevel=3,
             )
+        elif epochs is not None:
+            pass  # partial_fit: one epoch, no convergence check
         else:
             warnings.warn(
                 f"{name} reached max_epochs={self.max_epochs} while the {stop.monitor} "
@@ -780,7 +850,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             self.n_features_in_, self._tasks, self._check_task_weights(self.n_tasks_),
             self._seeds, device,
         )
-        with torch.random.fork_rng(devices=[]):  # initialisation draws: not the user's
+        with _seeded(0, device):  # initialisation draws, overwritten: not the user's
             net.initialize()
         net.module_.load_state_dict(_torch_tree(state["module"], device))
         net.criterion_.load_state_dict(_torch_tree(state["criterion"], device))

@@ -22,11 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import _random
 from .weighting import make_weighting
 
 __all__ = [
     "ACTIVATIONS",
     "ParallelLinear",
+    "Dropout",
     "ParallelMLP",
     "Gates",
     "Towers",
@@ -127,8 +129,9 @@ class ParallelLinear(nn.Module):
 
     def reset_parameters(self):
         bound = 1.0 / math.sqrt(self.in_features) if self.in_features else 0.0
-        nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.uniform_(self.bias, -bound, bound)
+        generator = _random.generator()
+        nn.init.uniform_(self.weight, -bound, bound, generator=generator)
+        nn.init.uniform_(self.bias, -bound, bound, generator=generator)
 
     def forward(self, x):
         if self.shared_input:
@@ -149,6 +152,39 @@ class ParallelLinear(nn.Module):
         )
 
 
+class Dropout(nn.Module):
+    """:class:`torch.nn.Dropout` whose mask comes from the fit's own generator.
+
+    In training mode, each element is zeroed with probability ``p`` and the
+    others are scaled by ``1 / (1 - p)``. The mask is drawn from the
+    generator that the running fit owns for the input's device (see
+    ``sklearn_mmoe._random``), so that fits in concurrent threads do not
+    share torch's global generator; outside a fit, from the global one like
+    :class:`torch.nn.Dropout`.
+
+    Parameters
+    ----------
+    p : float
+        Probability of an element to be zeroed, in ``[0, 1)``.
+    """
+
+    def __init__(self, p):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}.")
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = torch.empty_like(x).bernoulli_(keep, generator=_random.generator(x.device))
+        return x * mask.div_(keep)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
 def _hidden_stack(n_parallel, in_features, sizes, activation, dropout, shared_input):
     """Layers of a stack of parallel MLPs, each followed by activation/dropout."""
     layers = []
@@ -158,7 +194,7 @@ def _hidden_stack(n_parallel, in_features, sizes, activation, dropout, shared_in
         )
         layers.append(ACTIVATIONS[activation]())
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         in_features = size
     return layers, in_features
 
@@ -858,14 +894,21 @@ class TensorFactorization(_MultiTaskNetwork):
             # the core's so that the weights start like nn.Linear's
             # (std 1 / sqrt(3 in)).
             scale = (n_tasks * size / (3.0 * r_task * r_in * r_out)) ** 0.5
-            self.cores.append(nn.Parameter(torch.randn(r_task, r_in, r_out) * scale))
-            self.task_factors.append(nn.Parameter(torch.linalg.qr(torch.randn(n_tasks, r_task))[0]))
-            self.in_factors.append(nn.Parameter(torch.linalg.qr(torch.randn(width, r_in))[0]))
-            self.out_factors.append(nn.Parameter(torch.linalg.qr(torch.randn(size, r_out))[0]))
+            g = _random.generator()
+            self.cores.append(nn.Parameter(torch.randn(r_task, r_in, r_out, generator=g) * scale))
+            self.task_factors.append(
+                nn.Parameter(torch.linalg.qr(torch.randn(n_tasks, r_task, generator=g))[0])
+            )
+            self.in_factors.append(
+                nn.Parameter(torch.linalg.qr(torch.randn(width, r_in, generator=g))[0])
+            )
+            self.out_factors.append(
+                nn.Parameter(torch.linalg.qr(torch.randn(size, r_out, generator=g))[0])
+            )
             self.biases.append(nn.Parameter(torch.zeros(n_tasks, 1, size)))
             width = size
         self.activation = ACTIVATIONS[activation]()
-        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.dropout = Dropout(dropout) if dropout else nn.Identity()
         self.towers = Towers(n_tasks, width, max(self.n_outputs))
 
     def layer_weights(self, layer):
