@@ -35,6 +35,7 @@ from skorch.history import History
 
 from . import _random
 from ._data import BatchIterator, MultiTaskDataset, as_float32_rows, predict_logits
+from ._labels import nullable_as_object
 from ._targets import classification_task, decode, encode_targets
 from ._version import __version__
 from .metrics import masked_accuracy_score, masked_r2_score
@@ -501,7 +502,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             )
         with _argument("y"):
             y = check_array(
-                y, input_name="y", ensure_2d=False, ensure_all_finite="allow-nan",
+                nullable_as_object(y), input_name="y", ensure_2d=False, ensure_all_finite="allow-nan",
                 **self._y_check_params,
             )
         if y.ndim > 2 or (y.ndim == 2 and y.shape[1] == 0):

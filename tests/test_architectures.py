@@ -77,7 +77,7 @@ def test_cgc_is_ple_with_one_level():
     assert isinstance(cgc.net_.module_, PLE) and len(cgc.net_.module_.experts) == 1
     for a, b in zip(cgc.predict_proba(X), ple.predict_proba(X)):
         assert np.array_equal(a, b)
-    generic = MultiTaskEstimator(architecture="cgc", **params).fit(X, Y)
+    generic = MultiTaskEstimator(architecture="cgc", task_types=["classification"] * Y.shape[1], **params).fit(X, Y)
     for a, b in zip(cgc.predict_proba(X), generic.predict_proba(X)):
         assert np.array_equal(a, b)
 
