@@ -613,6 +613,6 @@ def test_float_targets_are_never_inferred_to_be_classes():
     # a classification task with many classes: no "regression problem?" warning
     many = np.arange(N) % 25
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", UserWarning)
         MMoEClassifier(**params).fit(X, many)
         MultiTaskEstimator(task_types=["classification"], **params).fit(X, many.astype(float))
