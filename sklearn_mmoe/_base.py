@@ -9,6 +9,7 @@ the estimator itself is a plain scikit-learn estimator, not a skorch net).
 import contextlib
 import copy
 import inspect
+import os
 import re
 import warnings
 from numbers import Integral, Real
@@ -26,7 +27,7 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
@@ -66,6 +67,8 @@ def _fused_works(optimizer_class, device_type, kwargs):
 
 _SIZES = ["array-like", Interval(Integral, 1, None, closed="left")]
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Task weights above this make float32 losses overflow (a loss of 1e20 at most).
+_MAX_TASK_WEIGHT = 1e18
 _X_CHECKS = dict(accept_sparse="csr", dtype=(np.float32, np.float64))
 
 
@@ -331,6 +334,26 @@ def _seeded(seed, device):
         yield
 
 
+def _meta_module(net):
+    """The net's module built on the meta device: its shapes, without allocating."""
+    with torch.device("meta"):
+        return net.module(**net.get_params_for("module"))
+
+
+def _memory_bytes(device):
+    """Memory of ``device`` (bytes): the GPU's, or the machine's physical memory."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return None
+
+
+# Training holds a parameter, its gradient and two optimizer moments (Adam).
+_TRAINING_COPIES = 4
+
+
 class _NetSnapshot:
     """What continued training changes in a fitted net, to put back on failure.
 
@@ -494,6 +517,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         return hasattr(self, "net_") and (epochs is not None or self.warm_start)
 
     def _fit(self, X, y, sample_weight, epochs, classes):
+        self._check_int_parameters()
         resume = self._resuming(epochs)
         X = _validate_X(self, X, reset=not resume)
         if y is None:
@@ -607,6 +631,12 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
                 "task_weights must be finite and non-negative with a positive sum, "
                 f"got {self.task_weights!r}."
             )
+        if weights.max() > _MAX_TASK_WEIGHT:
+            raise ValueError(
+                f"task_weights must be at most {_MAX_TASK_WEIGHT:.0e}, got {self.task_weights!r}: "
+                "the weighted losses are computed in float32 and would overflow. Only "
+                "their ratios matter with adaptive optimizers such as Adam: rescale them."
+            )
         return weights
 
     def _check_device(self):
@@ -620,6 +650,47 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             raise ValueError(f"device={self.device!r} but CUDA is not available.")
         return device
 
+    def _check_network_size(self, net, device):
+        """A ValueError naming the size parameters when the network cannot fit in memory.
+
+        Checked on the meta device, before anything is allocated: an
+        allocation of a huge network can fail with a raw error, or succeed
+        and then get the process killed when the memory is touched.
+        """
+        module = _meta_module(net)
+        tensors = dict(module.named_parameters())
+        n_bytes = sum(t.numel() * t.element_size() for t in tensors.values())
+        memory = _memory_bytes(device)
+        if memory is None or _TRAINING_COPIES * n_bytes <= memory:
+            return
+        name, largest = max(tensors.items(), key=lambda item: item[1].numel())
+        shape = tuple(largest.shape)
+        causes = [  # the parameters that set the weight's largest dimension
+            f"{key}={value!r}"
+            for key, value in self._module_kwargs().items()
+            if max(shape) in (value if isinstance(value, tuple) else (value,))
+            and not isinstance(value, bool)
+        ] or [f"the {max(shape)} columns of X"]
+        raise ValueError(
+            f"The network of {type(self).__name__} would have "
+            f"{sum(t.numel() for t in tensors.values()):,} parameters ({n_bytes / 2**30:.3g} GiB; "
+            f"training needs about {_TRAINING_COPIES}x that), more than the "
+            f"{memory / 2**30:.3g} GiB of memory of {device}. Its largest weight, {name} of "
+            f"shape {shape}, comes from {', '.join(causes)}: reduce it."
+        )
+
+    def _check_int_parameters(self):
+        """``True`` is an Integral for scikit-learn's validation, not a size."""
+        for name, constraints in self._parameter_constraints.items():
+            value = getattr(self, name, None)
+            if isinstance(value, (bool, np.bool_)) and any(
+                isinstance(c, Interval) and c.type is Integral for c in constraints
+            ):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be an int, "
+                    f"got {value!r} (a bool)."
+                )
+
     def _optimizer_class(self):
         if isinstance(self.optimizer, str):
             return OPTIMIZERS[self.optimizer]
@@ -628,6 +699,13 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
                 "optimizer must be one of "
                 f"{sorted(OPTIMIZERS)} or a torch.optim.Optimizer subclass, "
                 f"got {self.optimizer!r}."
+            )
+        closure = inspect.signature(self.optimizer.step).parameters.get("closure")
+        if closure is not None and closure.default is inspect.Parameter.empty:
+            raise ValueError(
+                f"optimizer={self.optimizer.__name__} is not supported: its step needs a "
+                "closure that re-evaluates the loss (e.g. LBFGS); use an optimizer whose "
+                "step works from the gradients, such as 'adam' or 'sgd'."
             )
         return self.optimizer
 
@@ -667,6 +745,17 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
                 f"optimizer_kwargs must not set {reserved}: use the learning_rate and "
                 "weight_decay parameters."
             )
+        optimizer = self._optimizer_class()
+        try:  # on a probe parameter: a clear error now rather than a raw one later
+            optimizer(
+                [torch.zeros(1, requires_grad=True)], lr=self.learning_rate,
+                weight_decay=self.weight_decay, **kwargs,
+            )
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(
+                f"optimizer_kwargs={self.optimizer_kwargs!r} are not valid for "
+                f"{optimizer.__name__}: {exc}"
+            ) from None
         # A named optimizer runs as PyTorch's fused kernel where this torch
         # has one for the device and the options (one kernel per parameter
         # instead of a loop of a dozen ops: Adam's step takes about a third
@@ -748,6 +837,8 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         net.train_split = None if valid is None else predefined_split(valid)
         net.max_epochs = epochs or self.max_epochs
         net.iterator_train__first_epoch = start
+        if not net.initialized_:
+            self._check_network_size(net, device)
         with _seeded(seeds[0], device):
             if not net.initialized_:
                 net.initialize()

@@ -212,7 +212,8 @@ and R^2 (regression) on observed labels.""",
         conditions = dict(self.conditional_tasks or {})
         for child, parent in conditions.items():
             valid = all(
-                isinstance(t, (int, np.integer)) and 0 <= t < n_tasks for t in (child, parent)
+                isinstance(t, (int, np.integer)) and not isinstance(t, bool) and 0 <= t < n_tasks
+                for t in (child, parent)
             )
             if not valid or child == parent or parent in conditions:
                 raise ValueError(

@@ -409,6 +409,25 @@ CASES = [
         match=r"optimizer_kwargs",
         **_fit(optimizer_kwargs={"weight_decay": 0.1}),
     ),
+    # ------------------------------------- reliability, round 2 (#17, case 9)
+    Case("n_experts=True", exc=InvalidParameterError, match=r"'n_experts'.*bool", kinds=("clf",),
+         **_fit(n_experts=True)),
+    Case("batch_size=True", exc=InvalidParameterError, match=r"'batch_size'.*bool",
+         **_fit(batch_size=True)),
+    Case("optimizer_kwargs-bad-betas", exc=ValueError, match=r"optimizer_kwargs=.*not valid for Adam",
+         **_fit(optimizer_kwargs={"betas": "x"})),
+    Case("optimizer=LBFGS", exc=ValueError, match=r"optimizer=LBFGS is not supported.*closure",
+         **_fit(optimizer=torch.optim.LBFGS)),
+    Case("task_weights-overflow", exc=ValueError, match=r"task_weights must be at most",
+         **_fit(task_weights=[1e308, 1e308])),
+    Case("expert_hidden_sizes-too-large", exc=ValueError,
+         match=r"GiB.*comes from expert_hidden_sizes=\(1000000000,\)", kinds=("clf",),
+         **_fit(expert_hidden_sizes=(10**9,))),
+    Case("n_experts-too-large", exc=ValueError, match=r"GiB.*comes from n_experts=100000000",
+         kinds=("clf",), **_fit(n_experts=10**8)),
+    Case("bottom_hidden_sizes-too-large", exc=ValueError,
+         match=r"GiB.*comes from bottom_hidden_sizes=\(1000000000,\)", kinds=("reg",),
+         **_fit(bottom_hidden_sizes=(10**9,))),
 ]
 
 
@@ -617,3 +636,11 @@ def test_float_targets_are_never_inferred_to_be_classes():
         warnings.simplefilter("ignore", ConvergenceWarning)  # max_epochs=1
         MMoEClassifier(**params).fit(X, many)
         MultiTaskEstimator(task_types=["classification"], **params).fit(X, many.astype(float))
+
+
+def test_conditional_tasks_with_bools_is_a_clear_error():
+    from sklearn_mmoe import MultiTaskEstimator
+
+    X, Y = _data("clf")
+    with pytest.raises(ValueError, match=r"conditional_tasks must map a task index.*\{True: False\}"):
+        MultiTaskEstimator(conditional_tasks={True: False}, max_epochs=1).fit(X, Y)
