@@ -42,7 +42,7 @@ from ._version import __version__
 from .metrics import masked_accuracy_score, masked_r2_score
 from .nn import ACTIVATIONS, MaskedMultiTaskLoss
 from .weighting import _NAMES as _WEIGHTING_NAMES
-from .weighting import LossWeighting
+from .weighting import LossWeighting, make_weighting
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -557,6 +557,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         weight = self._entry_weights(observed, sample_weight)
         task_weights = self._check_task_weights(n_tasks)
         if resume:
+            self._check_unchanged(self.net_, task_weights, epochs)
             seeds, net = self._seeds, self.net_
         else:
             rng = check_random_state(self.random_state)
@@ -572,6 +573,46 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         self.net_ = net
         self._set_curves(net.history)
         return self
+
+    def _check_unchanged(self, net, task_weights, epochs):
+        """Continued training keeps the network: a changed setting of it is an error.
+
+        The architecture, the loss (task weights, loss weighting), the
+        optimizer and the device are those of the fitted net; silently
+        keeping them would ignore the user's change. (The learning rate,
+        weight decay, batch size, epochs, early stopping and callbacks are
+        applied.)
+        """
+        fitted = {k: v for k, v in net.get_params_for("module").items()
+                  if k not in ("n_features", "n_outputs")}
+        current = self._module_kwargs()
+        changes = [(k, fitted[k], current.get(k)) for k in fitted if fitted[k] != current.get(k)]
+        if net.module is not self._module_class:
+            changes.insert(0, ("architecture", net.module.__name__, self._module_class.__name__))
+        if not np.array_equal(net.criterion__task_weights, task_weights):
+            changes.append(("task_weights", net.criterion__task_weights.tolist(), task_weights.tolist()))
+        old, new = make_weighting(net.criterion__weighting), make_weighting(self.loss_weighting)
+        if type(old) is not type(new) or vars(old) != vars(new):
+            changes.append(("loss_weighting", net.criterion__weighting, self.loss_weighting))
+        if net.optimizer is not self._optimizer_class():
+            changes.append(("optimizer", net.optimizer.__name__, self._optimizer_class().__name__))
+        device = torch.device(net.device)
+        fitted_kwargs = {
+            k: v for k, v in net.get_params_for("optimizer").items() if k != "weight_decay"
+        }
+        if fitted_kwargs != self._optimizer_kwargs(device):
+            fitted_kwargs.pop("fused", None)  # chosen by the package, not the user
+            changes.append(("optimizer_kwargs", fitted_kwargs, self.optimizer_kwargs))
+        if self._check_device() != device:
+            changes.append(("device", str(device), self.device))
+        if changes:
+            name, before, after = changes[0]
+            how = "partial_fit" if epochs is not None else "warm_start=True"
+            raise ValueError(
+                f"{name} changed from {before!r} to {after!r} since the model was fitted, "
+                f"but {how} continues the fitted network, which keeps it. Set {name} "
+                "back, or fit a new network (warm_start=False)."
+            )
 
     def _set_curves(self, history):
         self.n_iter_ = len(history)
@@ -828,6 +869,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             net.initialize_callbacks()
             for group in net.optimizer_.param_groups:
                 group.update(lr=self.learning_rate, weight_decay=self.weight_decay)
+            net.batch_size = self.batch_size
         if epochs is not None:
             # partial_fit: one plain epoch on the data given, whatever
             # early_stopping says: no validation split, no stopping rule.

@@ -385,3 +385,41 @@ def test_a_fit_neither_reads_nor_changes_torchs_global_generator():
     assert torch.equal(torch.rand(5), expected)
     torch.manual_seed(999)
     assert _same(_model(max_epochs=2).fit(X_, Y_), first)
+
+
+# ------------------------------------ continued training keeps the network
+@pytest.mark.parametrize("method", ["warm_start", "partial_fit"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(n_experts=8),
+        dict(expert_hidden_sizes=(16,)),
+        dict(dropout=0.5),
+        dict(activation="tanh"),
+        dict(task_weights=[1.0, 3.0]),
+        dict(loss_weighting="uncertainty"),
+        dict(optimizer="sgd"),
+        dict(optimizer_kwargs={"betas": (0.5, 0.9)}),
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_continued_training_refuses_a_changed_network_setting(method, change):
+    model = _model(max_epochs=2).fit(X_, Y_)
+    before = _state(model)
+    model.set_params(warm_start=True, **change)
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=rf"^{name} changed from .* since the model was fitted"):
+        model.fit(X_, Y_) if method == "warm_start" else model.partial_fit(X_, Y_)
+    _assert_unchanged(model, before)
+
+
+def test_continued_training_applies_the_training_settings():
+    model = _model(max_epochs=2).fit(X_, Y_)
+    model.set_params(warm_start=True, max_epochs=1, batch_size=300, learning_rate=0.01).fit(X_, Y_)
+    assert model.n_iter_ == 3
+    assert model.net_.history[-1]["train_batch_count"] == 1  # one batch of 300 rows
+    assert model.net_.optimizer_.param_groups[0]["lr"] == 0.01
+    generic = MultiTaskEstimator(max_epochs=1, task_types=["classification"] * 2, random_state=0)
+    generic.fit(X_, Y_).set_params(architecture="ple", warm_start=True)
+    with pytest.raises(ValueError, match="architecture changed from 'MMoE' to 'PLE'"):
+        generic.fit(X_, Y_)
