@@ -984,6 +984,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             self.n_features_in_, self._tasks, self._check_task_weights(self.n_tasks_),
             self._seeds, device,
         )
+        self._check_stored_state(net, state, device)
         with _seeded(0, device):  # initialisation draws, overwritten: not the user's
             net.initialize()
         net.module_.load_state_dict(_torch_tree(state["module"], device))
@@ -992,6 +993,36 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         net.history = History([dict(row) for row in state["history"]])
         net.module_.eval()
         return net
+
+    def _check_stored_state(self, net, state, device):
+        """The stored weights must have the shapes that the parameters give.
+
+        A loaded file (skops, pickle) holds the parameters and the weights
+        separately. Before anything is allocated from the parameters, the
+        network they describe is built on the meta device and its shapes are
+        compared with the stored arrays, whose sizes the file itself bounds: a
+        crafted parameter (a width of 1e9) is an error, not an allocation.
+        """
+        name = type(self).__name__
+        try:
+            expected = {k: tuple(v.shape) for k, v in _meta_module(net).state_dict().items()}
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"This {name}'s stored parameters do not build a network: {exc}") from None
+        stored = state["module"]
+        if not isinstance(stored, dict) or set(stored) != set(expected):
+            raise ValueError(
+                f"This {name}'s stored weights do not match its parameters: expected the "
+                f"tensors {sorted(expected)}."
+            )
+        for key, shape in expected.items():
+            array = stored[key]
+            if not isinstance(array, np.ndarray) or array.shape != shape:
+                raise ValueError(
+                    f"This {name}'s stored weight {key} has shape "
+                    f"{getattr(array, 'shape', type(array).__name__)}, but its parameters "
+                    f"give {shape}: the file is damaged or was not written by sklearn-mmoe."
+                )
+        self._check_network_size(net, device)
 
     # -------------------------------------------------------------- predict
     def _logits(self, X):

@@ -222,7 +222,8 @@ def test_loading_a_model_from_another_version_warns():
     [
         _model(max_epochs=2),
         ESMMClassifier(max_epochs=2, random_state=0),
-        MultiTaskEstimator(architecture="ple", loss_weighting="dwa", max_epochs=2, random_state=0),
+        MultiTaskEstimator(architecture="ple", task_types=["classification"] * 2, loss_weighting="dwa",
+                           max_epochs=2, random_state=0),
     ],
     ids=["mmoe", "esmm", "multitask-ple"],
 )
@@ -423,3 +424,25 @@ def test_continued_training_applies_the_training_settings():
     generic.fit(X_, Y_).set_params(architecture="ple", warm_start=True)
     with pytest.raises(ValueError, match="architecture changed from 'MMoE' to 'PLE'"):
         generic.fit(X_, Y_)
+
+
+# ----------------------------------------------- loading a crafted file
+@pytest.mark.parametrize(
+    "crafted",
+    [dict(expert_hidden_sizes=(3 * 10**7,)), dict(n_experts=10**9), dict(tower_hidden_sizes=(5, 7))],
+    ids=["width-3e7", "n_experts-1e9", "other-shape"],
+)
+def test_loading_checks_stored_shapes_before_allocating(crafted, tmp_path):
+    model = _model(max_epochs=1).fit(X_, Y_)
+    for key, value in crafted.items():
+        setattr(model, key, value)  # what a crafted file says
+    state = model.__getstate__()
+    loaded = MMoEClassifier.__new__(MMoEClassifier)
+    mismatch = r"stored weights? .*(has shape .* but its parameters give|do not match its parameters)"
+    with pytest.raises(ValueError, match=mismatch):
+        loaded.__setstate__(state)
+    sio = pytest.importorskip("skops.io")
+    path = tmp_path / "crafted.skops"
+    sio.dump(model, path)
+    with pytest.raises(ValueError, match=mismatch):
+        sio.load(path, trusted=sio.get_untrusted_types(file=path))
