@@ -873,7 +873,10 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         if epochs is not None:
             # partial_fit: one plain epoch on the data given, whatever
             # early_stopping says: no validation split, no stopping rule.
-            net.callbacks = [(n, cb) for n, cb in net.callbacks if n != "stopping"]
+            net.callbacks = [
+                item for item in net.callbacks
+                if not (isinstance(item, tuple) and item[0] == "stopping")
+            ]
             if net.initialized_:
                 net.initialize_callbacks()
         net.train_split = None if valid is None else predefined_split(valid)

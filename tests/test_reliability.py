@@ -347,6 +347,15 @@ def test_keyboard_interrupt_keeps_what_was_trained_and_warns_alike(method):
 # ------------------------------------------------ partial_fit: one epoch
 def test_partial_fit_is_one_plain_epoch_whatever_early_stopping_says():
     plain = _model().partial_fit(X_, Y_)
+    # a user callback given without a name is kept
+    class Count(Callback):
+        epochs = 0
+
+        def on_epoch_end(self, net, **kwargs):
+            Count.epochs += 1
+
+    _model(callbacks=[Count()], early_stopping=True).partial_fit(X_, Y_)
+    assert Count.epochs == 1
     stopping = _model(early_stopping=True).partial_fit(X_, Y_)  # was KeyError: 'valid_loss'
     assert _same(stopping, plain) and stopping.n_iter_ == 1
     # after an early-stopping fit: one more plain epoch on all the data given
