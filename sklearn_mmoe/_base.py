@@ -9,6 +9,7 @@ the estimator itself is a plain scikit-learn estimator, not a skorch net).
 import contextlib
 import copy
 import inspect
+import os
 import re
 import sys
 import warnings
@@ -27,21 +28,22 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 from skorch.history import History
 
-from . import _inputs
+from . import _inputs, _random
 from ._data import BatchIterator, MultiTaskDataset, as_float32_rows, predict_logits
+from ._labels import nullable_as_object
 from ._targets import class_weight_factors, classification_task, decode, encode_targets, joint
 from ._version import __version__
 from .metrics import _METRICS, masked_accuracy_score, masked_r2_score
 from .nn import ACTIVATIONS, EmbeddedNetwork, MaskedMultiTaskLoss
 from .weighting import _NAMES as _WEIGHTING_NAMES
-from .weighting import LossWeighting
+from .weighting import LossWeighting, make_weighting
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -66,6 +68,8 @@ def _fused_works(optimizer_class, device_type, kwargs):
 
 _SIZES = ["array-like", Interval(Integral, 1, None, closed="left")]
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Task weights above this make float32 losses overflow (a loss of 1e20 at most).
+_MAX_TASK_WEIGHT = 1e18
 _X_CHECKS = dict(accept_sparse="csr", dtype=(np.float32, np.float64))
 
 
@@ -354,11 +358,12 @@ def _epoch_seed(seed, epoch):
 
 
 class _EpochSeed(Callback):
-    """Seed torch's generator at each epoch from (seed, epoch).
+    """Reseed the fit's generators at each epoch from (seed, epoch).
 
     Dropout and any other randomness of epoch ``e`` then depend only on the
     seed and ``e``: a fit resumed at an epoch (warm start, a reloaded model)
-    draws what an uninterrupted fit would have drawn.
+    draws what an uninterrupted fit would have drawn. The generators are the
+    fit's own (see :func:`_seeded`), never torch's global one.
     """
 
     def __init__(self, seed):
@@ -366,9 +371,8 @@ class _EpochSeed(Callback):
 
     def on_epoch_begin(self, net, **kwargs):
         seed = _epoch_seed(self.seed, len(net.history))
-        torch.default_generator.manual_seed(seed)
-        if torch.device(net.device).type == "cuda":
-            torch.cuda.manual_seed(seed)
+        for generator in _random.active():
+            generator.manual_seed(seed)
 
 
 class _FiniteLoss(Callback):
@@ -536,13 +540,79 @@ _LOWER_IS_BETTER = {"log_loss", "mean_squared_error", "root_mean_squared_error",
 
 @contextlib.contextmanager
 def _seeded(seed, device):
-    """Seed torch's generators for ``device`` and restore them afterwards."""
-    cuda = device.type == "cuda"
-    with torch.random.fork_rng(devices=[device] if cuda else [], device_type="cuda"):
-        torch.default_generator.manual_seed(seed)
-        if cuda:
-            torch.cuda.manual_seed(seed)
+    """Run the block with generators of its own for the CPU and ``device``, seeded.
+
+    Initialisation, dropout and the other draws of :mod:`sklearn_mmoe.nn` in
+    the block, in this thread, come from them (:mod:`sklearn_mmoe._random`):
+    torch's global generator is neither read nor changed, so a fit depends
+    only on its seed whatever runs beside it in other threads.
+    """
+    owned = [torch.Generator().manual_seed(seed)]
+    if device.type != "cpu":
+        owned.append(torch.Generator(device=device).manual_seed(seed))
+    with _random.generators(*owned):
         yield
+
+
+def _meta_module(net):
+    """The net's module built on the meta device: its shapes, without allocating."""
+    with torch.device("meta"):
+        return net.module(**net.get_params_for("module"))
+
+
+def _memory_bytes(device):
+    """Memory of ``device`` (bytes): the GPU's, or the machine's physical memory."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return None
+
+
+# Training holds a parameter, its gradient and two optimizer moments (Adam).
+_TRAINING_COPIES = 4
+
+
+class _NetSnapshot:
+    """What continued training changes in a fitted net, to put back on failure.
+
+    A copy of the module's, loss's and optimizer's state dicts (the weights,
+    buffers and optimizer state: the one cost that grows with the model), the
+    modules' other attributes (e.g. a loss weighting's running sums), the
+    net's attributes (callbacks, epochs, ...) and the history's rows.
+    """
+
+    def __init__(self, net):
+        self.net = net
+        self.attributes = dict(vars(net))
+        self.modules = [net.module_, net.criterion_]
+        self.states = copy.deepcopy([m.state_dict() for m in self.modules])
+        self.optimizer = copy.deepcopy(net.optimizer_.state_dict())
+        self.plain = [
+            [(m, _plain_attributes(m)) for m in module.modules()] for module in self.modules
+        ]
+        self.history = [dict(row) for row in net.history]
+
+    def restore(self):
+        net = self.net
+        vars(net).clear()
+        vars(net).update(self.attributes)
+        for module, state, plain in zip(self.modules, self.states, self.plain):
+            module.load_state_dict(state)
+            for submodule, attributes in plain:
+                vars(submodule).update(attributes)
+        net.optimizer_.load_state_dict(self.optimizer)
+        net.history = History([dict(row) for row in self.history])
+        net.module_.eval()
+
+
+def _plain_attributes(module):
+    """A module's own attributes other than its parameters, buffers and submodules."""
+    return {
+        k: v for k, v in vars(module).items()
+        if k not in ("_parameters", "_buffers", "_modules")
+    }
 
 
 class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
@@ -657,18 +727,33 @@ default=None
         """
         return self._transaction(X, y, sample_weight, epochs=1, classes=classes)
 
-    def _transaction(self, *args, **kwargs):
+    def _transaction(self, X, y, sample_weight, epochs, classes):
+        """Fit, warm-start fit or partial_fit; on any failure, nothing changes.
+
+        The estimator's attributes are restored, and a net trained in place
+        (continued training) gets back its module, loss, optimizer, callbacks
+        and history as they were: predictions stay bit-identical. A
+        KeyboardInterrupt within training is not a failure: skorch stops
+        there and the model keeps what was trained (``_report`` warns).
+        """
         previous = dict(vars(self))
+        snapshot = _NetSnapshot(self.net_) if self._resuming(epochs) else None
         try:
-            return self._fit(*args, **kwargs)
+            return self._fit(X, y, sample_weight, epochs, classes)
         except BaseException:
-            # Bad input or a failed fit leaves a fitted model as it was.
             vars(self).clear()
             vars(self).update(previous)
+            if snapshot is not None:
+                snapshot.restore()
             raise
 
+    def _resuming(self, epochs):
+        """Whether this call continues training the fitted net (in place)."""
+        return hasattr(self, "net_") and (epochs is not None or self.warm_start)
+
     def _fit(self, X, y, sample_weight, epochs, classes):
-        resume = hasattr(self, "net_") and (epochs is not None or self.warm_start)
+        self._check_int_parameters()
+        resume = self._resuming(epochs)
         X = self._encode_X(X, reset=not resume)
         if y is None:
             raise ValueError(
@@ -676,7 +761,7 @@ default=None
             )
         with _argument("y"):
             y = check_array(
-                y, input_name="y", ensure_2d=False, ensure_all_finite="allow-nan",
+                nullable_as_object(y), input_name="y", ensure_2d=False, ensure_all_finite="allow-nan",
                 **self._y_check_params,
             )
         if y.ndim > 2 or (y.ndim == 2 and y.shape[1] == 0):
@@ -715,6 +800,7 @@ default=None
             self._fit_numeric_encoding(X, weight.max(axis=1))
         task_weights = self._check_task_weights(n_tasks)
         if resume:
+            self._check_unchanged(self.net_, task_weights, epochs)
             seeds, net = self._seeds, self.net_
         else:
             rng = check_random_state(self.random_state)
@@ -790,29 +876,75 @@ default=None
             ],
         )
 
+    def _check_unchanged(self, net, task_weights, epochs):
+        """Continued training keeps the network: a changed setting of it is an error.
+
+        The architecture, the loss (task weights, loss weighting), the
+        optimizer and the device are those of the fitted net; silently
+        keeping them would ignore the user's change. (The learning rate,
+        weight decay, batch size, epochs, early stopping and callbacks are
+        applied.)
+        """
+        fitted = dict(net.get_params_for("module"))
+        # behind an input embedding (EmbeddedNetwork), the architecture is "network"
+        architecture = fitted.pop("network", net.module)
+        fitted = {k: v for k, v in fitted.items() if k not in ("n_features", "n_outputs", "embedding")}
+        current = self._module_kwargs()
+        changes = [(k, fitted[k], current.get(k)) for k in fitted if fitted[k] != current.get(k)]
+        if architecture is not self._module_class:
+            changes.insert(0, ("architecture", architecture.__name__, self._module_class.__name__))
+        if not np.array_equal(net.criterion__task_weights, task_weights):
+            changes.append(("task_weights", net.criterion__task_weights.tolist(), task_weights.tolist()))
+        old, new = make_weighting(net.criterion__weighting), make_weighting(self.loss_weighting)
+        if type(old) is not type(new) or vars(old) != vars(new):
+            changes.append(("loss_weighting", net.criterion__weighting, self.loss_weighting))
+        if net.optimizer is not self._optimizer_class():
+            changes.append(("optimizer", net.optimizer.__name__, self._optimizer_class().__name__))
+        device = torch.device(net.device)
+        fitted_kwargs = {
+            k: v for k, v in net.get_params_for("optimizer").items() if k != "weight_decay"
+        }
+        if fitted_kwargs != self._optimizer_kwargs(device):
+            fitted_kwargs.pop("fused", None)  # chosen by the package, not the user
+            changes.append(("optimizer_kwargs", fitted_kwargs, self.optimizer_kwargs))
+        if self._check_device() != device:
+            changes.append(("device", str(device), self.device))
+        if changes:
+            name, before, after = changes[0]
+            how = "partial_fit" if epochs is not None else "warm_start=True"
+            raise ValueError(
+                f"{name} changed from {before!r} to {after!r} since the model was fitted, "
+                f"but {how} continues the fitted network, which keeps it. Set {name} "
+                "back, or fit a new network (warm_start=False)."
+            )
+
     def _set_curves(self, history):
+        """The fitted curves, from the history: per epoch, and per epoch with validation.
+
+        The validation curves cover the epochs that held rows out (a later
+        ``partial_fit`` epoch has none, and leaves them as they were).
+        """
         self.n_iter_ = len(history)
         self.loss_curve_ = [row["train_loss"] for row in history]
         self.task_loss_curve_ = _curve(history, "train_task_loss")
         for name in ("validation_loss_curve_", "validation_task_loss_curve_", "validation_score_",
                      "validation_task_scores_", "best_validation_loss_", "best_epoch_"):
             vars(self).pop(name, None)
-        if not self.early_stopping_:
+        rows = [row for row in history if "valid_loss" in row]
+        if not rows:
             return
-        valid = [row["valid_loss"] for row in history if "valid_loss" in row]
+        valid = [row["valid_loss"] for row in rows]
         self.validation_loss_curve_ = valid
-        self.best_validation_loss_ = min(valid) if valid else np.nan
-        self.validation_task_loss_curve_ = _curve(history, "valid_task_loss")
-        if self.scoring == "loss":
+        self.best_validation_loss_ = min(valid)
+        self.validation_task_loss_curve_ = _curve(rows, "valid_task_loss")
+        if all("valid_score" in row for row in rows):
+            self.validation_score_ = np.array([row["valid_score"] for row in rows])
+            self.validation_task_scores_ = _curve(rows, "valid_task_score")
+        else:
             self.validation_score_ = -np.asarray(valid, dtype=np.float64)
             self.validation_task_scores_ = -self.validation_task_loss_curve_
-        else:
-            self.validation_score_ = np.array(
-                [row["valid_score"] for row in history if "valid_score" in row]
-            )
-            self.validation_task_scores_ = _curve(history, "valid_task_score")
-        if len(self.validation_score_):
-            self.best_epoch_ = int(np.nanargmax(self.validation_score_)) + 1
+        if np.isfinite(self.validation_score_).any():
+            self.best_epoch_ = int(rows[int(np.nanargmax(self.validation_score_))]["epoch"])
 
     def _tasks_from_classes(self, classes, kinds):
         """partial_fit's ``classes`` as tasks to encode y against (None: learn from y)."""
@@ -915,6 +1047,12 @@ default=None
                 "task_weights must be finite and non-negative with a positive sum, "
                 f"got {self.task_weights!r}."
             )
+        if weights.max() > _MAX_TASK_WEIGHT:
+            raise ValueError(
+                f"task_weights must be at most {_MAX_TASK_WEIGHT:.0e}, got {self.task_weights!r}: "
+                "the weighted losses are computed in float32 and would overflow. Only "
+                "their ratios matter with adaptive optimizers such as Adam: rescale them."
+            )
         return weights
 
     def _check_device(self):
@@ -928,6 +1066,47 @@ default=None
             raise ValueError(f"device={self.device!r} but CUDA is not available.")
         return device
 
+    def _check_network_size(self, net, device):
+        """A ValueError naming the size parameters when the network cannot fit in memory.
+
+        Checked on the meta device, before anything is allocated: an
+        allocation of a huge network can fail with a raw error, or succeed
+        and then get the process killed when the memory is touched.
+        """
+        module = _meta_module(net)
+        tensors = dict(module.named_parameters())
+        n_bytes = sum(t.numel() * t.element_size() for t in tensors.values())
+        memory = _memory_bytes(device)
+        if memory is None or _TRAINING_COPIES * n_bytes <= memory:
+            return
+        name, largest = max(tensors.items(), key=lambda item: item[1].numel())
+        shape = tuple(largest.shape)
+        causes = [  # the parameters that set the weight's largest dimension
+            f"{key}={value!r}"
+            for key, value in self._module_kwargs().items()
+            if max(shape) in (value if isinstance(value, tuple) else (value,))
+            and not isinstance(value, bool)
+        ] or [f"the {max(shape)} columns of X"]
+        raise ValueError(
+            f"The network of {type(self).__name__} would have "
+            f"{sum(t.numel() for t in tensors.values()):,} parameters ({n_bytes / 2**30:.3g} GiB; "
+            f"training needs about {_TRAINING_COPIES}x that), more than the "
+            f"{memory / 2**30:.3g} GiB of memory of {device}. Its largest weight, {name} of "
+            f"shape {shape}, comes from {', '.join(causes)}: reduce it."
+        )
+
+    def _check_int_parameters(self):
+        """``True`` is an Integral for scikit-learn's validation, not a size."""
+        for name, constraints in self._parameter_constraints.items():
+            value = getattr(self, name, None)
+            if isinstance(value, (bool, np.bool_)) and any(
+                isinstance(c, Interval) and c.type is Integral for c in constraints
+            ):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be an int, "
+                    f"got {value!r} (a bool)."
+                )
+
     def _optimizer_class(self):
         if isinstance(self.optimizer, str):
             return OPTIMIZERS[self.optimizer]
@@ -936,6 +1115,13 @@ default=None
                 "optimizer must be one of "
                 f"{sorted(OPTIMIZERS)} or a torch.optim.Optimizer subclass, "
                 f"got {self.optimizer!r}."
+            )
+        closure = inspect.signature(self.optimizer.step).parameters.get("closure")
+        if closure is not None and closure.default is inspect.Parameter.empty:
+            raise ValueError(
+                f"optimizer={self.optimizer.__name__} is not supported: its step needs a "
+                "closure that re-evaluates the loss (e.g. LBFGS); use an optimizer whose "
+                "step works from the gradients, such as 'adam' or 'sgd'."
             )
         return self.optimizer
 
@@ -983,6 +1169,17 @@ default=None
                 f"optimizer_kwargs must not set {reserved}: use the learning_rate and "
                 "weight_decay parameters."
             )
+        optimizer = self._optimizer_class()
+        try:  # on a probe parameter: a clear error now rather than a raw one later
+            optimizer(
+                [torch.zeros(1, requires_grad=True)], lr=self.learning_rate,
+                weight_decay=self.weight_decay, **kwargs,
+            )
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(
+                f"optimizer_kwargs={self.optimizer_kwargs!r} are not valid for "
+                f"{optimizer.__name__}: {exc}"
+            ) from None
         # A named optimizer runs as PyTorch's fused kernel where this torch
         # has one for the device and the options (one kernel per parameter
         # instead of a loop of a dozen ops: Adam's step takes about a third
@@ -1057,12 +1254,24 @@ default=None
             net.initialize_callbacks()
             for group in net.optimizer_.param_groups:
                 group.update(lr=self.learning_rate, weight_decay=self.weight_decay)
+            net.batch_size = self.batch_size
+        if epochs is not None:
+            # partial_fit: one plain epoch on the data given, whatever
+            # early_stopping says: no validation split, no stopping rule.
+            net.callbacks = [
+                item for item in net.callbacks
+                if not (isinstance(item, tuple) and item[0] == "stopping")
+            ]
+            if net.initialized_:
+                net.initialize_callbacks()
         net.train_split = None if valid is None else predefined_split(valid)
         net.validation_scorer = (
             None if self.scoring == "loss" else _validation_scorer(self.scoring, tasks)
         )
         net.max_epochs = epochs or self.max_epochs
         net.iterator_train__first_epoch = start
+        if not net.initialized_:
+            self._check_network_size(net, device)
         with _seeded(seeds[0], device):
             if not net.initialized_:
                 net.initialize()
@@ -1082,7 +1291,7 @@ default=None
         else:
             interrupted = len(history) - start < (epochs or self.max_epochs)
         callbacks = dict(net.callbacks_)
-        finite, stop = callbacks["finite"], callbacks["stopping"]
+        finite, stop = callbacks["finite"], callbacks.get("stopping")
         name = type(self).__name__
         if finite.restored_epoch_ is not None:
             warnings.warn(
@@ -1092,15 +1301,18 @@ default=None
                 RuntimeWarning,
                 stacklevel=3,
             )
-        elif stop.misses_ >= stop.patience or epochs is not None:
-            pass  # converged (or stopped early), or partial_fit
+        elif stop is not None and stop.misses_ >= stop.patience:
+            pass  # converged (or stopped early)
         elif interrupted:
+            method = "fit" if epochs is None else "partial_fit"
             warnings.warn(
-                f"{name}: fit was interrupted after {len(history)} epochs; the model "
+                f"{name}: {method} was interrupted after {len(history)} epochs; the model "
                 "keeps the weights reached so far.",
                 UserWarning,
                 stacklevel=3,
             )
+        elif epochs is not None:
+            pass  # partial_fit: one epoch, no convergence check
         else:
             warnings.warn(
                 f"{name} reached max_epochs={self.max_epochs} while the {stop.monitor} "
@@ -1163,7 +1375,8 @@ default=None
             self.n_features_in_, self._tasks, self._check_task_weights(self.n_tasks_),
             self._seeds, device,
         )
-        with torch.random.fork_rng(devices=[]):  # initialisation draws: not the user's
+        self._check_stored_state(net, state, device)
+        with _seeded(0, device):  # initialisation draws, overwritten: not the user's
             net.initialize()
         net.module_.load_state_dict(_torch_tree(state["module"], device))
         net.criterion_.load_state_dict(_torch_tree(state["criterion"], device))
@@ -1171,6 +1384,36 @@ default=None
         net.history = History([dict(row) for row in state["history"]])
         net.module_.eval()
         return net
+
+    def _check_stored_state(self, net, state, device):
+        """The stored weights must have the shapes that the parameters give.
+
+        A loaded file (skops, pickle) holds the parameters and the weights
+        separately. Before anything is allocated from the parameters, the
+        network they describe is built on the meta device and its shapes are
+        compared with the stored arrays, whose sizes the file itself bounds: a
+        crafted parameter (a width of 1e9) is an error, not an allocation.
+        """
+        name = type(self).__name__
+        try:
+            expected = {k: tuple(v.shape) for k, v in _meta_module(net).state_dict().items()}
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"This {name}'s stored parameters do not build a network: {exc}") from None
+        stored = state["module"]
+        if not isinstance(stored, dict) or set(stored) != set(expected):
+            raise ValueError(
+                f"This {name}'s stored weights do not match its parameters: expected the "
+                f"tensors {sorted(expected)}."
+            )
+        for key, shape in expected.items():
+            array = stored[key]
+            if not isinstance(array, np.ndarray) or array.shape != shape:
+                raise ValueError(
+                    f"This {name}'s stored weight {key} has shape "
+                    f"{getattr(array, 'shape', type(array).__name__)}, but its parameters "
+                    f"give {shape}: the file is damaged or was not written by sklearn-mmoe."
+                )
+        self._check_network_size(net, device)
 
     # -------------------------------------------------------------- predict
     def _logits(self, X):

@@ -3,6 +3,7 @@
 import numbers
 
 import numpy as np
+import pandas as pd
 
 
 def as_labels(values):
@@ -21,3 +22,25 @@ def as_labels(values):
         if all(isinstance(v, (numbers.Number, np.bool_)) for v in values):
             return np.asarray(values.tolist())
     return values
+
+
+def nullable_as_object(y):
+    """A pandas ``y`` with nullable boolean or integer columns, as an object array.
+
+    scikit-learn's ``check_array`` turns pandas' nullable ``boolean`` and
+    ``Int64`` columns into float64 with NaN for ``pd.NA``, which loses the
+    label type (``True`` becomes ``1.0``, ``5`` becomes ``5.0``). As an
+    object array the labels keep their Python type and ``pd.NA`` stays a
+    missing label, so that ``classes_`` are what numpy bool and int columns
+    give. Anything else is returned as is.
+    """
+    if not isinstance(y, (pd.Series, pd.DataFrame)):
+        return y
+    dtypes = [y.dtype] if isinstance(y, pd.Series) else list(y.dtypes)
+    if any(
+        isinstance(d, pd.api.extensions.ExtensionDtype)
+        and (pd.api.types.is_bool_dtype(d) or pd.api.types.is_integer_dtype(d))
+        for d in dtypes
+    ):
+        return y.astype(object).to_numpy()
+    return y

@@ -6,11 +6,12 @@ binary task can be conditional on another (ESMM). ``ESMMClassifier`` is the
 ESMM paper's click/conversion model with those settings fixed.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.utils import ClassifierTags
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.multiclass import type_of_target
 
 from ._base import (
     _CLASS_WEIGHT_CONSTRAINT,
@@ -78,10 +79,14 @@ _ARCHITECTURE_PARAM = """architecture : {"shared_bottom", "omoe", "mmoe", "cgc",
     the architecture does not use are ignored."""
 
 _TASK_TYPES_PARAM = """task_types : list of {"classification", "regression"}, default=None
-    Kind of each task (column of y). None infers it per column: continuous
-    numbers (non-integer floats) are regression, anything else (integers,
-    strings, booleans) classification; give it explicitly for integer-valued
-    regression targets such as counts."""
+    Kind of each task (column of y). None infers it per column: a task
+    named in ``conditional_tasks`` is a classification task, and otherwise
+    float targets are regression, integer, string and boolean labels
+    classification. Classification is never inferred from floats: a float
+    column of whole numbers (e.g. 0./1. stored as float to hold NaN) is a
+    regression task, with a warning; give the kinds explicitly, or the
+    labels as int, bool or str (missing ones as None / pd.NA in an object or
+    pandas nullable column)."""
 
 _CONDITIONAL_PARAM = """conditional_tasks : dict {int: int}, default=None
     ``{j: i}`` declares binary task ``j`` conditional on binary task ``i``
@@ -206,7 +211,12 @@ and R^2 (regression) on observed labels.""",
     def _task_kinds(self, Y):
         n_tasks = Y.shape[1]
         if self.task_types is None:
-            return [_infer_kind(Y[:, t]) for t in range(n_tasks)]
+            # Tasks named in conditional_tasks are declared binary.
+            declared = {t for pair in self._conditional_tasks(n_tasks).items() for t in pair}
+            kinds = []
+            for t in range(n_tasks):  # a loop, not a comprehension: the warning's stacklevel
+                kinds.append("classification" if t in declared else _infer_kind(Y[:, t], t))
+            return kinds
         kinds = list(self.task_types)
         if len(kinds) != n_tasks or any(k not in KINDS for k in kinds):
             raise ValueError(
@@ -219,7 +229,8 @@ and R^2 (regression) on observed labels.""",
         conditions = dict(self.conditional_tasks or {})
         for child, parent in conditions.items():
             valid = all(
-                isinstance(t, (int, np.integer)) and 0 <= t < n_tasks for t in (child, parent)
+                isinstance(t, (int, np.integer)) and not isinstance(t, bool) and 0 <= t < n_tasks
+                for t in (child, parent)
             )
             if not valid or child == parent or parent in conditions:
                 raise ValueError(
@@ -307,12 +318,28 @@ default=None
         return float(np.mean(scores))
 
 
-def _infer_kind(column):
-    """Regression for continuous numbers, classification for anything else."""
+def _infer_kind(column, t):
+    """Regression for float targets, classification for ints, strings, booleans.
+
+    Never classification from float values: a float column of whole numbers
+    (hours per week, counts, or 0./1. labels stored as floats to hold NaN) is
+    ambiguous, so it is a regression task with a warning that says how to
+    make it a classification task.
+    """
     values = as_labels(column[~np.asarray(pd.isna(column), dtype=bool)])
-    if values.size and values.dtype.kind == "f" and type_of_target(values) == "continuous":
-        return "regression"
-    return "classification"
+    if values.dtype.kind != "f":
+        return "classification"
+    if values.size and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+        warnings.warn(
+            f"MultiTaskEstimator: task {t} has float targets that are all whole numbers "
+            f"(e.g. {values[:3].tolist()}); with task_types=None it is trained as a "
+            "regression task. For a classification task, pass task_types, or give its "
+            "labels as int, bool or str (an object or pandas nullable column holds "
+            "missing labels as None / pd.NA).",
+            UserWarning,
+            stacklevel=7,
+        )
+    return "regression"
 
 
 class ESMMClassifier(_JointProbaMixin, _MultiTaskClassifierMixin, _SharedBottomBase):

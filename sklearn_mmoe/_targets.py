@@ -83,7 +83,10 @@ def _encode_classification(column, t):
         # than every row.
         codes, classes = pd.factorize(labels, sort=True)
         classes = np.asarray(classes, dtype=labels.dtype)
-        check_classification_targets(classes)
+        # Each class twice: type_of_target's "more than 50% of the samples
+        # are distinct classes: a regression problem?" warning is about y's
+        # rows, and would fire for any list of more than 20 classes.
+        check_classification_targets(np.repeat(classes, 2))
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"y: task {t}: {exc}") from None
     if classes.size < 2:
@@ -277,8 +280,19 @@ def class_weight_factors(class_weight, targets, observed, tasks, sample_weight):
 
 def classification_task(classes, t):
     """A classification task with the given classes (partial_fit's ``classes``)."""
-    classes = np.unique(as_labels(np.asarray(classes)))
-    if classes.ndim != 1 or classes.size < 2:
+    classes = np.asarray(classes)
+    if classes.ndim != 1:
+        raise ValueError(f"classes: task {t} needs a 1-D array of labels, got {classes!r}.")
+    if np.asarray(pd.isna(classes), dtype=bool).any():
+        raise ValueError(
+            f"classes: task {t} contains a missing-label marker (NaN, None or pd.NA), got "
+            f"{classes.tolist()!r}; missing labels are never a class: list only the labels."
+        )
+    try:
+        classes = np.unique(as_labels(classes))
+    except TypeError as exc:  # e.g. numbers and strings mixed
+        raise ValueError(f"classes: task {t} has labels that cannot be sorted: {exc}") from None
+    if classes.size < 2:
         raise ValueError(f"classes: task {t} needs at least 2 distinct classes, got {classes!r}.")
     return Task("classification", classes=classes)
 

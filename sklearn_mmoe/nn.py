@@ -18,15 +18,18 @@ multiplication per layer instead of a Python loop over modules. A stack of
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import _random
 from .weighting import make_weighting
 
 __all__ = [
     "ACTIVATIONS",
     "ParallelLinear",
+    "Dropout",
     "ParallelMLP",
     "Gates",
     "Towers",
@@ -150,8 +153,9 @@ class ParallelLinear(nn.Module):
 
     def reset_parameters(self):
         bound = 1.0 / math.sqrt(self.in_features) if self.in_features else 0.0
-        nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.uniform_(self.bias, -bound, bound)
+        generator = _random.generator()
+        nn.init.uniform_(self.weight, -bound, bound, generator=generator)
+        nn.init.uniform_(self.bias, -bound, bound, generator=generator)
 
     def forward(self, x):
         if self.shared_input:
@@ -172,6 +176,39 @@ class ParallelLinear(nn.Module):
         )
 
 
+class Dropout(nn.Module):
+    """:class:`torch.nn.Dropout` whose mask comes from the fit's own generator.
+
+    In training mode, each element is zeroed with probability ``p`` and the
+    others are scaled by ``1 / (1 - p)``. The mask is drawn from the
+    generator that the running fit owns for the input's device (see
+    ``sklearn_mmoe._random``), so that fits in concurrent threads do not
+    share torch's global generator; outside a fit, from the global one like
+    :class:`torch.nn.Dropout`.
+
+    Parameters
+    ----------
+    p : float
+        Probability of an element to be zeroed, in ``[0, 1)``.
+    """
+
+    def __init__(self, p):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}.")
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = torch.empty_like(x).bernoulli_(keep, generator=_random.generator(x.device))
+        return x * mask.div_(keep)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
 def _hidden_stack(n_parallel, in_features, sizes, activation, dropout, shared_input):
     """Layers of a stack of parallel MLPs, each followed by activation/dropout."""
     layers = []
@@ -181,7 +218,7 @@ def _hidden_stack(n_parallel, in_features, sizes, activation, dropout, shared_in
         )
         layers.append(ACTIVATIONS[activation]())
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         in_features = size
     return layers, in_features
 
@@ -881,14 +918,21 @@ class TensorFactorization(_MultiTaskNetwork):
             # the core's so that the weights start like nn.Linear's
             # (std 1 / sqrt(3 in)).
             scale = (n_tasks * size / (3.0 * r_task * r_in * r_out)) ** 0.5
-            self.cores.append(nn.Parameter(torch.randn(r_task, r_in, r_out) * scale))
-            self.task_factors.append(nn.Parameter(torch.linalg.qr(torch.randn(n_tasks, r_task))[0]))
-            self.in_factors.append(nn.Parameter(torch.linalg.qr(torch.randn(width, r_in))[0]))
-            self.out_factors.append(nn.Parameter(torch.linalg.qr(torch.randn(size, r_out))[0]))
+            g = _random.generator()
+            self.cores.append(nn.Parameter(torch.randn(r_task, r_in, r_out, generator=g) * scale))
+            self.task_factors.append(
+                nn.Parameter(torch.linalg.qr(torch.randn(n_tasks, r_task, generator=g))[0])
+            )
+            self.in_factors.append(
+                nn.Parameter(torch.linalg.qr(torch.randn(width, r_in, generator=g))[0])
+            )
+            self.out_factors.append(
+                nn.Parameter(torch.linalg.qr(torch.randn(size, r_out, generator=g))[0])
+            )
             self.biases.append(nn.Parameter(torch.zeros(n_tasks, 1, size)))
             width = size
         self.activation = ACTIVATIONS[activation]()
-        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.dropout = Dropout(dropout) if dropout else nn.Identity()
         self.towers = Towers(n_tasks, width, max(self.n_outputs))
 
     def layer_weights(self, layer):
@@ -985,37 +1029,42 @@ class TabularEmbedding(nn.Module):
         self.embedding_dims = tuple(int(d) for d in embedding_dims)
         if len(self.cardinalities) != len(self.embedding_dims):
             raise ValueError("cardinalities and embedding_dims must have the same length.")
-        cards = torch.tensor(self.cardinalities, dtype=torch.long)
-        dims = torch.tensor(self.embedding_dims, dtype=torch.long)
+        # Index arithmetic in numpy: the module can be built on the meta device
+        # (shapes only), where tensors have no values to compute with.
+        cards = np.array(self.cardinalities, dtype=np.int64)
+        dims = np.array(self.embedding_dims, dtype=np.int64)
         sizes = cards * dims
-        self.weight = nn.Parameter(torch.empty(int(sizes.sum())))
+        # no parameter at all without categorical columns (not an empty one)
+        self.weight = nn.Parameter(torch.empty(int(sizes.sum()))) if len(cards) else None
         # Output element e reads column col[e], at weight[code * dims[col] + base[e]].
-        col = torch.repeat_interleave(torch.arange(len(dims)), dims)
-        within = torch.arange(len(col)) - torch.repeat_interleave(torch.cumsum(dims, 0) - dims, dims)
-        self.register_buffer("_col", col, persistent=False)
-        self.register_buffer("_stride", dims[col], persistent=False)
-        self.register_buffer("_base", (torch.cumsum(sizes, 0) - sizes)[col] + within, persistent=False)
-        self.register_buffer("_card", cards[col], persistent=False)
+        col = np.repeat(np.arange(len(dims)), dims)
+        within = np.arange(len(col)) - np.repeat(np.cumsum(dims) - dims, dims)
+        self.register_buffer("_col", torch.as_tensor(col), persistent=False)
+        self.register_buffer("_stride", torch.as_tensor(dims[col]), persistent=False)
+        self.register_buffer("_base", torch.as_tensor((np.cumsum(sizes) - sizes)[col] + within),
+                             persistent=False)
+        self.register_buffer("_card", torch.as_tensor(cards[col]), persistent=False)
         self.piecewise_linear = bin_edges is not None
         widths = []
         if self.piecewise_linear:
             if len(bin_edges) != self.n_numeric:
                 raise ValueError("bin_edges must give one sequence of edges per numeric column.")
-            edges = [torch.as_tensor(e, dtype=torch.float32).reshape(-1) for e in bin_edges]
+            edges = [np.asarray(e, dtype=np.float32).reshape(-1) for e in bin_edges]
             n_bins = max([len(e) - 1 for e in edges] + [1])
-            lower = torch.zeros(self.n_numeric, n_bins)
-            width = torch.ones(self.n_numeric, n_bins)
+            lower = np.zeros((self.n_numeric, n_bins), dtype=np.float32)
+            width = np.ones((self.n_numeric, n_bins), dtype=np.float32)
             keep = []
             for f, e in enumerate(edges):
                 t = max(len(e) - 1, 0)
-                if t and not bool((e[1:] > e[:-1]).all()):
+                if t and not (e[1:] > e[:-1]).all():
                     raise ValueError(f"bin_edges[{f}] must be strictly increasing.")
                 lower[f, :t], width[f, :t] = e[:-1], e[1:] - e[:-1]
                 keep += range(f * n_bins, f * n_bins + t)
                 widths.append(t)
-            self.register_buffer("bin_lower", lower)
-            self.register_buffer("bin_width", width)
-            self.register_buffer("_keep", torch.tensor(keep, dtype=torch.long), persistent=False)
+            self.register_buffer("bin_lower", torch.as_tensor(lower))
+            self.register_buffer("bin_width", torch.as_tensor(width))
+            self.register_buffer("_keep", torch.as_tensor(np.array(keep, dtype=np.int64)),
+                                 persistent=False)
         self.quantile = quantiles is not None
         if self.quantile:
             self._init_quantiles(quantiles)
@@ -1027,33 +1076,34 @@ class TabularEmbedding(nn.Module):
         if len(quantiles) != self.n_numeric:
             raise ValueError("quantiles must give one pair (or None) per numeric column.")
         encoded = [f for f, q in enumerate(quantiles) if q is not None]
-        pairs = [tuple(torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in quantiles[f])
+        pairs = [tuple(np.asarray(v, dtype=np.float64).reshape(-1) for v in quantiles[f])
                  for f in encoded]
         size = max([len(v) for v, _ in pairs] + [2])
-        lower = torch.zeros(len(encoded), size - 1)
-        width = torch.ones(len(encoded), size - 1)
-        step = torch.zeros(len(encoded), size - 1)
-        first = torch.zeros(len(encoded))
+        lower = np.zeros((len(encoded), size - 1))
+        width = np.ones((len(encoded), size - 1))
+        step = np.zeros((len(encoded), size - 1))
+        first = np.zeros(len(encoded))
         for i, (v, p) in enumerate(pairs):
-            if len(v) < 2 or len(v) != len(p) or not bool((v[1:] > v[:-1]).all()):
+            if len(v) < 2 or len(v) != len(p) or not (v[1:] > v[:-1]).all():
                 raise ValueError(
                     f"quantiles[{encoded[i]}] needs at least 2 strictly increasing values, one "
                     "probability each."
                 )
             # normal scores at the knots; linear in between
-            z = math.sqrt(2) * torch.erfinv(2 * p.clamp(_QUANTILE_BOUND, 1 - _QUANTILE_BOUND) - 1)
+            u = torch.as_tensor(np.clip(p, _QUANTILE_BOUND, 1 - _QUANTILE_BOUND), device="cpu")
+            z = (math.sqrt(2) * torch.erfinv(2 * u - 1)).numpy()
             k = len(v) - 1
             lower[i, :k], width[i, :k], step[i, :k] = v[:-1], v[1:] - v[:-1], z[1:] - z[:-1]
             first[i] = z[0]
-        self.register_buffer("quantile_lower", lower)
-        self.register_buffer("quantile_width", width)
-        self.register_buffer("quantile_step", step)
-        self.register_buffer("quantile_first", first)
-        self.register_buffer("_encoded", torch.tensor(encoded, dtype=torch.long), persistent=False)
+        for name, value in (("quantile_lower", lower), ("quantile_width", width),
+                            ("quantile_step", step), ("quantile_first", first)):
+            self.register_buffer(name, torch.as_tensor(value, dtype=torch.float32))
+        self.register_buffer("_encoded", torch.as_tensor(np.array(encoded, dtype=np.int64)),
+                             persistent=False)
         # output column f: raw column f, or normal score i of the appended block
-        order = torch.arange(self.n_numeric)
-        order[self._encoded] = self.n_numeric + torch.arange(len(encoded))
-        self.register_buffer("_order", order, persistent=False)
+        order = np.arange(self.n_numeric)
+        order[encoded] = self.n_numeric + np.arange(len(encoded))
+        self.register_buffer("_order", torch.as_tensor(order), persistent=False)
 
     def _normal_scores(self, numeric):
         """Normal scores of the encoded columns, piecewise linear between quantiles.
@@ -1069,11 +1119,14 @@ class TabularEmbedding(nn.Module):
 
     def reset_parameters(self):
         """Uniform in +-1/sqrt(width) per table, row 0 (unknown) at zero."""
+        if self.weight is None:
+            return
         with torch.no_grad():
             offset = 0
             for card, dim in zip(self.cardinalities, self.embedding_dims):
                 table = self.weight[offset:offset + card * dim].view(card, dim)
-                nn.init.uniform_(table, -1 / math.sqrt(dim), 1 / math.sqrt(dim))
+                bound = 1 / math.sqrt(dim)
+                nn.init.uniform_(table, -bound, bound, generator=_random.generator())
                 table[0] = 0
                 offset += card * dim
 

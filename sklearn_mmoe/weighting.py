@@ -30,6 +30,8 @@ import inspect
 import torch
 from torch import nn
 
+from . import _random
+
 __all__ = [
     "LossWeighting",
     "Uncertainty",
@@ -360,9 +362,11 @@ class _PCGrad(_Fixed):
 def project_conflicting(grads, generator=None):
     """PCGrad's projection of per-task gradients ``grads`` (T, P); returns their sum (P,).
 
-    Uses torch's global random generator for the task order unless a
-    ``generator`` is given.
+    Uses the running fit's generator (see ``sklearn_mmoe._random``), else
+    torch's global one, for the task order unless a ``generator`` is given.
     """
+    if generator is None:
+        generator = _random.generator()
     projected = grads.clone()
     n_tasks = grads.shape[0]
     for i in range(n_tasks):

@@ -79,7 +79,7 @@ def test_cgc_is_ple_with_one_level():
     assert isinstance(network(cgc), PLE) and len(network(cgc).experts) == 1
     for a, b in zip(cgc.predict_proba(X), ple.predict_proba(X)):
         assert np.array_equal(a, b)
-    generic = MultiTaskEstimator(architecture="cgc", **params).fit(X, Y)
+    generic = MultiTaskEstimator(architecture="cgc", task_types=["classification"] * Y.shape[1], **params).fit(X, Y)
     for a, b in zip(cgc.predict_proba(X), generic.predict_proba(X)):
         assert np.array_equal(a, b)
 

@@ -23,7 +23,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from sklearn.base import ClassifierMixin
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_mmoe import MMoEClassifier, SharedBottomRegressor
@@ -412,6 +412,25 @@ CASES = [
         match=r"optimizer_kwargs",
         **_fit(optimizer_kwargs={"weight_decay": 0.1}),
     ),
+    # ------------------------------------- reliability, round 2 (#17, case 9)
+    Case("n_experts=True", exc=InvalidParameterError, match=r"'n_experts'.*bool", kinds=("clf",),
+         **_fit(n_experts=True)),
+    Case("batch_size=True", exc=InvalidParameterError, match=r"'batch_size'.*bool",
+         **_fit(batch_size=True)),
+    Case("optimizer_kwargs-bad-betas", exc=ValueError, match=r"optimizer_kwargs=.*not valid for Adam",
+         **_fit(optimizer_kwargs={"betas": "x"})),
+    Case("optimizer=LBFGS", exc=ValueError, match=r"optimizer=LBFGS is not supported.*closure",
+         **_fit(optimizer=torch.optim.LBFGS)),
+    Case("task_weights-overflow", exc=ValueError, match=r"task_weights must be at most",
+         **_fit(task_weights=[1e308, 1e308])),
+    Case("expert_hidden_sizes-too-large", exc=ValueError,
+         match=r"GiB.*comes from expert_hidden_sizes=\(1000000000,\)", kinds=("clf",),
+         **_fit(expert_hidden_sizes=(10**9,))),
+    Case("n_experts-too-large", exc=ValueError, match=r"GiB.*comes from n_experts=100000000",
+         kinds=("clf",), **_fit(n_experts=10**8)),
+    Case("bottom_hidden_sizes-too-large", exc=ValueError,
+         match=r"GiB.*comes from bottom_hidden_sizes=\(1000000000,\)", kinds=("reg",),
+         **_fit(bottom_hidden_sizes=(10**9,))),
 ]
 
 
@@ -561,3 +580,70 @@ def test_no_cuda_device_is_a_value_error_naming_device():
     X, Y = _data("clf")
     with pytest.raises(ValueError, match=r"device='cuda'.*not available"):
         _small("clf", device="cuda").fit(X, Y)
+
+
+# --------------------------------------------- reliability, round 2 (#17)
+def test_partial_fit_classes_never_hold_a_missing_label_marker():
+    X, Y = _data("clf")
+    # np.unique of a column with NaN lists NaN as a value
+    with_nan = [np.unique(Y[:, t]) for t in range(2)]
+    assert np.isnan(with_nan[1]).any()
+    for classes in (with_nan, [[0.0, 1.0], [None, 0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0, pd.NA]]):
+        model = _small("clf")
+        with pytest.raises(ValueError, match=r"classes: task 1 contains a missing-label marker"):
+            model.partial_fit(X, Y, classes=classes)
+        assert not hasattr(model, "net_")
+    model = _small("clf").partial_fit(X, Y, classes=[[0.0, 1.0], [0.0, 1.0]])
+    assert [c.tolist() for c in model.classes_] == [[0.0, 1.0], [0.0, 1.0]]
+    assert [t.type for t in model._tasks] == ["binary", "binary"]  # not 3-class
+
+
+def test_nullable_label_dtypes_keep_their_labels():
+    X, _ = _data("clf")
+    rng = np.random.RandomState(1)
+    flag = pd.array(rng.uniform(size=N) < 0.5, dtype="boolean")
+    flag[::5] = pd.NA
+    grade = pd.array(np.where(rng.uniform(size=N) < 0.5, 5, 6), dtype="Int64")
+    grade[1::6] = pd.NA
+    y = pd.DataFrame({"flag": flag, "grade": grade})
+    model = _small("clf").fit(X, y)
+    assert model.classes_[0].dtype == bool and model.classes_[0].tolist() == [False, True]
+    assert model.classes_[1].dtype.kind == "i" and model.classes_[1].tolist() == [5, 6]
+    # the same classes as numpy bool / int columns without missing labels give
+    numpy = _small("clf").fit(X, np.column_stack([np.arange(N) % 2, 5 + np.arange(N) % 2]))
+    assert model.classes_[1].dtype == numpy.classes_[1].dtype
+    assert set(model.predict(X)[:, 0]) <= {False, True}
+    one = _small("clf").fit(X, y["grade"])
+    assert one.classes_.tolist() == [5, 6] and one.predict(X).dtype.kind == "i"
+
+
+def test_float_targets_are_never_inferred_to_be_classes():
+    from sklearn_mmoe import MultiTaskEstimator
+
+    X, _ = _data("clf")
+    rng = np.random.RandomState(0)
+    hours = rng.randint(1, 80, size=N).astype(float)  # whole numbers, many values
+    hours[::7] = np.nan
+    label = (X[:, 0] > 0).astype(int)
+    Y = np.empty((N, 2), dtype=object)
+    Y[:, 0], Y[:, 1] = label.tolist(), hours.tolist()  # int labels, float targets
+    Y[::7, 1] = None
+    params = dict(n_experts=2, expert_hidden_sizes=(8,), max_epochs=1, random_state=0)
+    with pytest.warns(UserWarning, match=r"task 1 has float targets that are all whole numbers"):
+        model = MultiTaskEstimator(**params).fit(X, Y)
+    assert model.task_types_ == ["binary", "regression"]
+    # a classification task with many classes: no "regression problem?" warning
+    many = np.arange(N) % 25
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # max_epochs=1
+        MMoEClassifier(**params).fit(X, many)
+        MultiTaskEstimator(task_types=["classification"], **params).fit(X, many.astype(float))
+
+
+def test_conditional_tasks_with_bools_is_a_clear_error():
+    from sklearn_mmoe import MultiTaskEstimator
+
+    X, Y = _data("clf")
+    with pytest.raises(ValueError, match=r"conditional_tasks must map a task index.*\{True: False\}"):
+        MultiTaskEstimator(conditional_tasks={True: False}, max_epochs=1).fit(X, Y)

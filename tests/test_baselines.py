@@ -116,5 +116,7 @@ def test_baselines_in_the_generic_estimator(architecture):
     X, Y = _data(n=200)
     Y = Y.astype(object)
     Y[:, 1] = np.where(Y[:, 1] == 1, "yes", "no")
-    model = MultiTaskEstimator(architecture=architecture, max_epochs=3, random_state=0).fit(X, Y)
+    model = MultiTaskEstimator(
+        architecture=architecture, task_types=["classification"] * 2, max_epochs=3, random_state=0
+    ).fit(X, Y)
     assert model.predict(X).shape == (200, 2)

@@ -418,3 +418,80 @@ def test_fetch_census_income_invalid_arguments(tmp_path, kwargs, name, no_networ
     kwargs = {"data_home": tmp_path, **kwargs}
     with pytest.raises((ValueError, TypeError), match=f"'{name}' parameter"):
         fetch_census_income(**kwargs)
+
+
+# --------------------------------------- the parsed cache runs no code (#17)
+def _small_frames():
+    return {
+        "train": pd.DataFrame({
+            "age": np.array([39, 50, 38]),
+            "class_worker": pd.Categorical(["Private", "?", "Private"], categories=["?", "Private"]),
+            "det_ind_code": pd.Categorical([0, 4, 0], categories=[0, 4]),
+            "instance_weight": np.array([1.5, 2.0, 3.25]),
+        }),
+        "test": pd.DataFrame({
+            "age": np.array([20]),
+            "class_worker": pd.Categorical(["?"], categories=["?", "Private"]),
+            "det_ind_code": pd.Categorical([4], categories=[0, 4]),
+            "instance_weight": np.array([0.5]),
+        }),
+    }
+
+
+def test_census_cache_is_plain_arrays_checked_against_checksums(tmp_path, caplog):
+    frames = _small_frames()
+    path = tmp_path / _census._CACHE_FILENAME
+    with open(path, "xb") as f:
+        np.savez(f, **_census._frames_to_arrays(frames))
+    with np.load(path, allow_pickle=False) as npz:  # no object array in it
+        assert all(npz[name].dtype != object for name in npz.files)
+    loaded = _census._load_cache(str(path))
+    for name in frames:
+        _assert_frame_equal(loaded[name], frames[name])
+    # a cache whose content or sources do not match its checksums is not used
+    for key, value in [("train/age/values", np.array([39, 51, 38])),
+                       ("source_sha256", np.array(["0" * 64, "1" * 64]))]:
+        arrays = _census._frames_to_arrays(frames)
+        arrays[key] = value
+        if key == "source_sha256":
+            arrays["sha256"] = np.array(_census._arrays_digest(
+                {k: v for k, v in arrays.items() if k != "sha256"}))
+        path.unlink()
+        with open(path, "xb") as f:
+            np.savez(f, **arrays)
+        assert _census._load_cache(str(path)) is None
+
+
+class _Planted:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("as_npz", [False, True], ids=["pickle", "npz-with-object-array"])
+def test_a_planted_census_cache_runs_no_code(tmp_path, as_npz):
+    import pickle
+
+    marker = tmp_path / "code-ran"
+    path = tmp_path / _census._CACHE_FILENAME
+    if as_npz:
+        with open(path, "xb") as f:
+            np.savez(f, frames=np.array([_Planted(str(marker))], dtype=object))
+    else:
+        path.write_bytes(pickle.dumps(_Planted(str(marker))))
+    assert _census._load_cache(str(path)) is None
+    assert not marker.exists()
+
+
+def test_census_cache_round_trips_the_parsed_files(census_home, census_source):
+    cached = _census._load_cache(
+        str(census_home / _census.DATA_SUBFOLDER / _census._CACHE_FILENAME)
+    )
+    parsed = _census._parse_raw_files(
+        {name: census_source / meta.filename for name, meta in _census.ARCHIVES.items()}
+    )
+    assert list(cached) == list(parsed)
+    for name in parsed:
+        _assert_frame_equal(cached[name], parsed[name])

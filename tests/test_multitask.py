@@ -57,10 +57,15 @@ def test_task_types_inference_and_validation():
     X, Y = _mixed(n=300)
     model = MultiTaskEstimator(n_experts=2, max_epochs=2, random_state=0).fit(X, Y)
     assert model.task_types_ == ["binary", "multiclass", "regression"]
-    # Explicit kinds override the inference: integers as a regression target.
+    # Never classification from floats: whole-number floats are a regression
+    # task, with a warning that says how to get a classification task.
     counts = np.column_stack([X[:, 0] > 0, np.arange(300) % 7]).astype(float)
-    inferred = MultiTaskEstimator(n_experts=2, max_epochs=2, random_state=0).fit(X, counts)
-    assert inferred.task_types_ == ["binary", "multiclass"]
+    with pytest.warns(UserWarning, match=r"task 0 has float targets that are all whole numbers"):
+        inferred = MultiTaskEstimator(n_experts=2, max_epochs=2, random_state=0).fit(X, counts)
+    assert inferred.task_types_ == ["regression", "regression"]
+    labels = MultiTaskEstimator(n_experts=2, max_epochs=2, random_state=0).fit(X, counts.astype(int))
+    assert labels.task_types_ == ["binary", "multiclass"]
+    # Explicit kinds override the inference: integers as a regression target.
     explicit = MultiTaskEstimator(
         n_experts=2, max_epochs=2, random_state=0, task_types=["classification", "regression"]
     ).fit(X, counts)

@@ -66,7 +66,7 @@ class _At(Callback):
 
 def _poison(net):
     with torch.no_grad():
-        next(net.module_.parameters()).fill_(float("nan"))
+        next(p for p in net.module_.parameters() if p.numel()).fill_(float("nan"))
 
 
 def _interrupt(net):
@@ -222,7 +222,8 @@ def test_loading_a_model_from_another_version_warns():
     [
         _model(max_epochs=2),
         ESMMClassifier(max_epochs=2, random_state=0),
-        MultiTaskEstimator(architecture="ple", loss_weighting="dwa", max_epochs=2, random_state=0),
+        MultiTaskEstimator(architecture="ple", task_types=["classification"] * 2, loss_weighting="dwa",
+                           max_epochs=2, random_state=0),
     ],
     ids=["mmoe", "esmm", "multitask-ple"],
 )
@@ -272,3 +273,185 @@ def test_concurrent_predict_proba_matches_serial():
     for s, p in zip(serial, parallel):
         for a, b in zip(s, p):
             assert np.array_equal(a, b)
+
+
+# ------------------------------------- failed continued training: a no-op
+def _raise(net):
+    raise RuntimeError("a user callback failed")
+
+
+def _state(model):
+    return (
+        [p.copy() for p in model.predict_proba(X_)],
+        model.n_iter_,
+        list(model.loss_curve_),
+        len(model.net_.history),
+        {k: v.clone() for k, v in model.net_.optimizer_.state_dict()["state"][0].items()},
+    )
+
+
+def _assert_unchanged(model, before):
+    proba, n_iter, curve, n_rows, optimizer = before
+    assert all(np.array_equal(p, q) for p, q in zip(proba, model.predict_proba(X_)))
+    assert model.n_iter_ == n_iter and model.loss_curve_ == curve
+    assert len(model.net_.history) == n_rows
+    after = model.net_.optimizer_.state_dict()["state"][0]
+    assert all(torch.equal(v, after[k]) for k, v in optimizer.items())
+
+
+@pytest.mark.parametrize("method", ["warm_start", "partial_fit"])
+@pytest.mark.parametrize("failure", ["diverges", "callback-raises", "callback-raises-mid-epoch"])
+def test_failed_continued_training_restores_the_model_exactly(method, failure):
+    model = _model(max_epochs=2, loss_weighting="dwa").fit(X_, Y_)
+    before = _state(model)
+    if failure == "diverges":
+        params = {}
+        expected = FloatingPointError
+    else:
+        after = 2 if failure.endswith("mid-epoch") else None
+        params = dict(callbacks=[("boom", _At(3, _raise, after_batches=after))])
+        expected = RuntimeError
+    if failure == "diverges":
+        # NaN weights after two batches: epoch 3's loss is NaN
+        params["callbacks"] = [("poison", _At(3, _poison, after_batches=2))]
+    model.set_params(warm_start=True, max_epochs=3, **params)
+    with pytest.raises(expected):
+        if method == "warm_start":
+            model.fit(X_, Y_)
+        else:
+            model.partial_fit(X_, Y_)
+    _assert_unchanged(model, before)
+    # and it continues exactly as if the failed call had not happened
+    model.set_params(learning_rate=1e-3, callbacks=None, max_epochs=1)
+    model.partial_fit(X_, Y_)
+    reference = _model(max_epochs=2, loss_weighting="dwa").fit(X_, Y_)
+    reference.partial_fit(X_, Y_)
+    assert _same(model, reference)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_keyboard_interrupt_keeps_what_was_trained_and_warns_alike(method):
+    model = _model(max_epochs=2).fit(X_, Y_)
+    before = _state(model)
+    model.set_params(
+        warm_start=True, callbacks=[("stop", _At(3, _interrupt, after_batches=2))]
+    )
+    with pytest.warns(UserWarning, match=rf"{method} was interrupted after 2 epochs.*keeps"):
+        getattr(model, method)(X_, Y_)
+    # the epoch cut short is not counted; its two batches' updates are kept
+    assert model.n_iter_ == 2 and len(model.net_.history) == 2
+    assert not _same(model, _model(max_epochs=2).fit(X_, Y_))
+    assert model.loss_curve_ == before[2]
+
+
+# ------------------------------------------------ partial_fit: one epoch
+def test_partial_fit_is_one_plain_epoch_whatever_early_stopping_says():
+    plain = _model().partial_fit(X_, Y_)
+    # a user callback given without a name is kept
+    class Count(Callback):
+        epochs = 0
+
+        def on_epoch_end(self, net, **kwargs):
+            Count.epochs += 1
+
+    _model(callbacks=[Count()], early_stopping=True).partial_fit(X_, Y_)
+    assert Count.epochs == 1
+    stopping = _model(early_stopping=True).partial_fit(X_, Y_)  # was KeyError: 'valid_loss'
+    assert _same(stopping, plain) and stopping.n_iter_ == 1
+    # after an early-stopping fit: one more plain epoch on all the data given
+    fitted = _model(early_stopping=True, max_epochs=3).fit(X_, Y_)
+    n_iter, valid = fitted.n_iter_, list(fitted.validation_loss_curve_)
+    fitted.partial_fit(X_, Y_)
+    assert fitted.n_iter_ == n_iter + 1
+    assert "valid_loss" not in fitted.net_.history[-1]
+    assert fitted.validation_loss_curve_ == valid
+
+
+# ----------------------------------------------- concurrent fits in threads
+def test_concurrent_fits_in_threads_are_bit_identical_to_serial_fits():
+    specs = [
+        dict(random_state=0),
+        dict(random_state=1),
+        dict(random_state=2, loss_weighting="pcgrad"),
+        dict(random_state=0, early_stopping=True),
+    ]
+
+    def fit(spec):
+        model = _model(max_epochs=3, **spec).fit(X_, Y_)
+        return np.stack(model.predict_proba(X_))
+
+    serial = [fit(spec) for spec in specs]
+    for _ in range(2):
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            parallel = list(pool.map(fit, specs))
+        assert all(np.array_equal(s, p) for s, p in zip(serial, parallel))
+
+
+def test_a_fit_neither_reads_nor_changes_torchs_global_generator():
+    torch.manual_seed(123)
+    expected = torch.rand(5)
+    torch.manual_seed(123)
+    first = _model(max_epochs=2).fit(X_, Y_)
+    assert torch.equal(torch.rand(5), expected)
+    torch.manual_seed(999)
+    assert _same(_model(max_epochs=2).fit(X_, Y_), first)
+
+
+# ------------------------------------ continued training keeps the network
+@pytest.mark.parametrize("method", ["warm_start", "partial_fit"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(n_experts=8),
+        dict(expert_hidden_sizes=(16,)),
+        dict(dropout=0.5),
+        dict(activation="tanh"),
+        dict(task_weights=[1.0, 3.0]),
+        dict(loss_weighting="uncertainty"),
+        dict(optimizer="sgd"),
+        dict(optimizer_kwargs={"betas": (0.5, 0.9)}),
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_continued_training_refuses_a_changed_network_setting(method, change):
+    model = _model(max_epochs=2).fit(X_, Y_)
+    before = _state(model)
+    model.set_params(warm_start=True, **change)
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=rf"^{name} changed from .* since the model was fitted"):
+        model.fit(X_, Y_) if method == "warm_start" else model.partial_fit(X_, Y_)
+    _assert_unchanged(model, before)
+
+
+def test_continued_training_applies_the_training_settings():
+    model = _model(max_epochs=2).fit(X_, Y_)
+    model.set_params(warm_start=True, max_epochs=1, batch_size=300, learning_rate=0.01).fit(X_, Y_)
+    assert model.n_iter_ == 3
+    assert model.net_.history[-1]["train_batch_count"] == 1  # one batch of 300 rows
+    assert model.net_.optimizer_.param_groups[0]["lr"] == 0.01
+    generic = MultiTaskEstimator(max_epochs=1, task_types=["classification"] * 2, random_state=0)
+    generic.fit(X_, Y_).set_params(architecture="ple", warm_start=True)
+    with pytest.raises(ValueError, match="architecture changed from 'MMoE' to 'PLE'"):
+        generic.fit(X_, Y_)
+
+
+# ----------------------------------------------- loading a crafted file
+@pytest.mark.parametrize(
+    "crafted",
+    [dict(expert_hidden_sizes=(3 * 10**7,)), dict(n_experts=10**9), dict(tower_hidden_sizes=(5, 7))],
+    ids=["width-3e7", "n_experts-1e9", "other-shape"],
+)
+def test_loading_checks_stored_shapes_before_allocating(crafted, tmp_path):
+    model = _model(max_epochs=1).fit(X_, Y_)
+    for key, value in crafted.items():
+        setattr(model, key, value)  # what a crafted file says
+    state = model.__getstate__()
+    loaded = MMoEClassifier.__new__(MMoEClassifier)
+    mismatch = r"stored weights? .*(has shape .* but its parameters give|do not match its parameters)"
+    with pytest.raises(ValueError, match=mismatch):
+        loaded.__setstate__(state)
+    sio = pytest.importorskip("skops.io")
+    path = tmp_path / "crafted.skops"
+    sio.dump(model, path)
+    with pytest.raises(ValueError, match=mismatch):
+        sio.load(path, trusted=sio.get_untrusted_types(file=path))

@@ -25,7 +25,6 @@ from importlib import resources
 from numbers import Integral
 from os.path import exists, join
 
-import joblib
 import numpy as np
 import pandas as pd
 from sklearn.datasets import get_data_home
@@ -64,10 +63,11 @@ ARCHIVES = {
 
 # Sub-folder of the data home holding the raw files and the parsed cache.
 DATA_SUBFOLDER = "census_income"
-# Parsed frames, written once after the raw files passed their checksum.
-# Bump _CACHE_VERSION whenever the parsed representation changes.
-_CACHE_FILENAME = "census_income_frames.pkl"
-_CACHE_VERSION = 1
+# Parsed frames, written once after the raw files passed their checksum, as
+# a .npz of plain arrays read with allow_pickle=False: a planted file cannot
+# run code. Bump _CACHE_VERSION whenever the parsed representation changes.
+_CACHE_FILENAME = "census_income_frames.npz"
+_CACHE_VERSION = 2
 
 # Seed of the fixed 1:1 validation/test split of census-income.test.
 SPLIT_SEED = 2018
@@ -273,18 +273,86 @@ def _parse_raw_files(paths):
     return frames
 
 
+def _source_digests():
+    """The sha256 of the raw files' content that a cache must have been built from."""
+    return np.array([ARCHIVES[name].sha256 for name in sorted(ARCHIVES)])
+
+
+def _arrays_digest(arrays):
+    """sha256 over the names, dtypes, shapes and bytes of ``arrays`` (sorted by name)."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _plain_values(values):
+    """A column's values (or categories) as a numpy array that needs no pickle."""
+    array = np.asarray(values)
+    if array.dtype == object:  # pandas' string columns
+        array = array.astype(str)
+    return array
+
+
+def _frames_to_arrays(frames):
+    """Frames -> a flat dict of plain arrays: categorical columns as codes + categories."""
+    arrays = {"version": np.array(_CACHE_VERSION), "source_sha256": _source_digests()}
+    arrays["frames"] = np.array(list(frames))
+    for name, frame in frames.items():
+        arrays[f"{name}/columns"] = np.array(list(frame.columns))
+        for column in frame.columns:
+            values = frame[column]
+            if isinstance(values.dtype, pd.CategoricalDtype):
+                arrays[f"{name}/{column}/codes"] = values.cat.codes.to_numpy()
+                arrays[f"{name}/{column}/categories"] = _plain_values(values.cat.categories)
+            else:
+                arrays[f"{name}/{column}/values"] = _plain_values(values)
+    arrays["sha256"] = np.array(_arrays_digest(arrays))
+    return arrays
+
+
+def _arrays_to_frames(arrays):
+    """Inverse of :func:`_frames_to_arrays`."""
+    frames = {}
+    for name in arrays["frames"].tolist():
+        columns = {}
+        for column in arrays[f"{name}/columns"].tolist():
+            if f"{name}/{column}/codes" in arrays:
+                columns[column] = pd.Categorical.from_codes(
+                    arrays[f"{name}/{column}/codes"],
+                    categories=arrays[f"{name}/{column}/categories"],
+                )
+            else:
+                columns[column] = arrays[f"{name}/{column}/values"]
+        frames[name] = pd.DataFrame(columns)
+    return frames
+
+
 def _load_cache(cache_path):
-    """Return the cached parsed frames, or None if there is no usable cache."""
+    """Return the cached parsed frames, or None if there is no usable cache.
+
+    The cache is read with ``allow_pickle=False`` and used only if it was
+    built from raw files with the expected checksums and its arrays match
+    the digest written with them; anything else is rebuilt from the raw files.
+    """
     if not exists(cache_path):
         return None
     try:
-        cache = joblib.load(cache_path)
-    except Exception as exc:  # unreadable cache: rebuild it from the raw files
-        logger.warning("Ignoring unreadable cache %s: %r", cache_path, exc)
+        with np.load(cache_path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        digest = arrays.pop("sha256").item()
+        if arrays["version"].item() != _CACHE_VERSION:
+            return None
+        if not np.array_equal(arrays["source_sha256"], _source_digests()):
+            raise ValueError("built from other raw files than the expected ones")
+        if digest != _arrays_digest(arrays):
+            raise ValueError("its content does not match its sha256")
+        return _arrays_to_frames(arrays)
+    except Exception as exc:  # unreadable or not ours: rebuild it from the raw files
+        logger.warning("Ignoring unusable cache %s: %r", cache_path, exc)
         return None
-    if not isinstance(cache, dict) or cache.get("version") != _CACHE_VERSION:
-        return None
-    return cache["frames"]
 
 
 def _fetch_frames(data_home, download_if_missing):
@@ -315,7 +383,8 @@ def _fetch_frames(data_home, download_if_missing):
 
     # The cache's presence means the raw files passed their checksum.
     with _atomic_file(census_dir, _CACHE_FILENAME) as temp_path:
-        joblib.dump({"version": _CACHE_VERSION, "frames": frames}, temp_path)
+        with open(temp_path, "xb") as f:
+            np.savez(f, **_frames_to_arrays(frames))
     return frames
 
 
@@ -412,8 +481,10 @@ def fetch_census_income(
 
     The raw files are downloaded into ``<data_home>/census_income/`` and
     checked against the sha256 of their decompressed content. The parsed
-    frames are then cached with joblib in the same folder, so later calls
-    do not parse the files again.
+    frames are then cached in the same folder as a ``.npz`` of plain arrays
+    (read without pickle, so that a file planted there cannot run code, and
+    used only if its content matches the sha256 written with it), so later
+    calls do not parse the files again.
 
     Parameters
     ----------
