@@ -130,7 +130,8 @@ class _TrainingNet(NeuralNet):
     Batches are ``(X, (target, weight))``; the loss reads both parts. A
     training step hands the per-task losses to the loss-weighting strategy,
     which computes the gradients; the loss it reports (and the validation
-    loss) uses the fixed task weights, so epochs stay comparable.
+    loss) is the criterion's monitored loss (the fixed task weights, without
+    the counterfactual CVR risk), so epochs stay comparable.
 
     Per batch, skorch's contract holds (every callback that defines
     ``on_batch_begin``, ``on_grad_computed`` or ``on_batch_end`` gets each
@@ -183,7 +184,8 @@ class _TrainingNet(NeuralNet):
         penalty = self.module_.penalty()
         if penalty is not None:  # e.g. L2-Constrained's coupling; its gradient adds up
             penalty.backward()
-        return {"loss": torch.dot(losses.detach(), self.criterion_.task_weights), "y_pred": y_pred}
+        loss = self.criterion_.monitored(y_pred, target, weight, losses)
+        return {"loss": loss, "y_pred": y_pred}
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         """skorch's epoch, without waiting for the device at every batch.
@@ -465,8 +467,16 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         else:
             kinds = self._task_kinds(Y)
             known = self._tasks_from_classes(classes, kinds) if classes is not None else None
+        conditions = self._conditional_tasks(n_tasks)
+        loss_options = self._loss_options(conditions)
+        if resume and loss_options != self._fitted_loss_options():
+            raise ValueError(
+                f"The loss options {loss_options} differ from those of the fitted model "
+                f"({self._fitted_loss_options()}); warm_start and partial_fit continue "
+                "with the fitted loss. Refit with warm_start=False to change them."
+            )
         targets, observed, tasks = encode_targets(
-            Y, kinds, sample_weight, self._conditional_tasks(n_tasks), tasks=known
+            Y, kinds, sample_weight, conditions, tasks=known
         )
         weight = self._entry_weights(observed, sample_weight)
         task_weights = self._check_task_weights(n_tasks)
@@ -475,9 +485,10 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         else:
             rng = check_random_state(self.random_state)
             seeds, net = tuple(int(s) for s in rng.randint(np.iinfo(np.int32).max, size=2)), None
-        net = self._train(net, X, targets, weight, tasks, task_weights, seeds, epochs)
+        net = self._train(net, X, targets, weight, tasks, task_weights, seeds, epochs, loss_options)
 
         self._y_is_1d = y.ndim == 1
+        self._loss = loss_options
         self.n_tasks_ = n_tasks
         self._tasks = tasks
         self._seeds = seeds
@@ -512,6 +523,14 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
     def _conditional_tasks(self, n_tasks):
         """{child: parent} of conditional tasks (none unless a subclass says so)."""
         return {}
+
+    def _loss_options(self, conditions):
+        """Validated keyword arguments of the loss beyond the tasks' (subclasses add some)."""
+        return {}
+
+    def _fitted_loss_options(self):
+        # Models saved before the loss had options have none.
+        return getattr(self, "_loss", {})
 
     def _entry_weights(self, observed, sample_weight):
         """Mask times sample weight, scaled to mean 1 over observed entries."""
@@ -617,19 +636,29 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             kwargs["fused"] = True
         return kwargs
 
-    def _make_net(self, n_features, tasks, task_weights, seeds, device):
-        """The skorch net for these tasks (uninitialised); one factory for fit and load."""
+    def _make_net(self, n_features, tasks, task_weights, seeds, device, loss_options):
+        """The skorch net for these tasks (uninitialised); one factory for fit and load.
+
+        The network has one output per task, then the extra outputs the loss
+        needs (the imputation heads of ``cvr_objective="dr"``), which predict
+        never reads.
+        """
+        parents = [task.parent for task in tasks]
+        n_extra = MaskedMultiTaskLoss.extra_outputs(
+            parents, loss_options.get("cvr_objective", "esmm")
+        )
         return _TrainingNet(
             module=self._module_class,
             **{f"module__{k}": v for k, v in self._module_kwargs().items()},
             module__n_features=n_features,
-            module__n_outputs=[task.n_outputs for task in tasks],
+            module__n_outputs=[task.n_outputs for task in tasks] + [1] * n_extra,
             criterion=MaskedMultiTaskLoss,
             criterion__task_types=[task.type for task in tasks],
             criterion__n_outputs=[task.n_outputs for task in tasks],
             criterion__task_weights=task_weights,
-            criterion__parents=[task.parent for task in tasks],
+            criterion__parents=parents,
             criterion__weighting=self.loss_weighting,
+            **{f"criterion__{k}": v for k, v in loss_options.items()},
             optimizer=self._optimizer_class(),
             lr=self.learning_rate,
             optimizer__weight_decay=self.weight_decay,
@@ -647,7 +676,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             verbose=self.verbose,
         )
 
-    def _train(self, net, X, target, weight, tasks, task_weights, seeds, epochs):
+    def _train(self, net, X, target, weight, tasks, task_weights, seeds, epochs, loss_options):
         """Train a new net (``net=None``) or continue one, for ``epochs`` or max_epochs."""
         device = self._check_device() if net is None else torch.device(net.device)
         X = as_float32_rows(X)
@@ -671,7 +700,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             valid, data = data.subset(order[:n_valid]), data.subset(order[n_valid:])
 
         if net is None:
-            net = self._make_net(X.shape[1], tasks, task_weights, seeds, device)
+            net = self._make_net(X.shape[1], tasks, task_weights, seeds, device, loss_options)
         else:  # continue with the current hyper-parameters
             net.callbacks = self._callbacks(seeds[0])
             net.initialize_callbacks()
@@ -778,7 +807,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             device = torch.device("cpu")
         net = self._make_net(
             self.n_features_in_, self._tasks, self._check_task_weights(self.n_tasks_),
-            self._seeds, device,
+            self._seeds, device, self._fitted_loss_options(),
         )
         with torch.random.fork_rng(devices=[]):  # initialisation draws: not the user's
             net.initialize()
