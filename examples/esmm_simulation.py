@@ -44,9 +44,26 @@ Models (same network sizes, same optimiser and the same stopping rule:
 - ``ESMM (MMoE)``: ``MultiTaskEstimator(architecture="mmoe",
   conditional_tasks={1: 0})``, ESMM on another architecture.
 
+Beyond ESMM (``--models``; all shared-bottom, same sizes):
+
+- ``masked multi-task``: ``SharedBottomClassifier`` on every impression with
+  y = (click, conversion), conversion NaN where not clicked and *not*
+  conditional: the conversion tower trains on clicked rows only, the bottom
+  on every impression.
+- ``IPS (shared-bottom)``, ``DR (shared-bottom)``:
+  ``ESMMClassifier(cvr_objective="ips")`` and ``(cvr_objective="dr")``, with
+  their defaults (ESCM²-IPS and -DR: ESMM's losses plus a counterfactual CVR
+  risk weighted by the inverse of the detached, clipped pCTR).
+
 Run: ``python examples/esmm_simulation.py`` (5 seeds per regime, 6-8 minutes
-on 2 shared CPU cores; ``--fast`` for one small seed in ~25 s). Results and
-conclusions: docs/esmm.md.
+on 2 shared CPU cores; ``--fast`` for one small seed in ~25 s). The study of
+the debiased objectives (several ``--rho`` values, paired against ESMM)::
+
+    python examples/esmm_simulation.py --models clicked masked esmm ips dr \
+        --rho 0 0.5 0.8 --seeds 10 --n-train 20000 --n-test 20000 \
+        --batch-size 1024 --learning-rate 2e-3 --reference esmm
+
+Results and conclusions: docs/esmm.md.
 """
 
 import argparse
@@ -83,7 +100,20 @@ TRAINING = dict(
     numeric_encoding=None,  # the measured setting: raw Gaussian features
     max_epochs=200, batch_size=256, learning_rate=1e-3,
 )
-MODELS = ("ESMM (shared-bottom)", "CVR on clicks (baseline)", "ESMM (MMoE)")
+MODELS = (
+    "ESMM (shared-bottom)", "CVR on clicks (baseline)", "ESMM (MMoE)",
+    "masked multi-task", "IPS (shared-bottom)", "DR (shared-bottom)",
+)
+# --models names -> models
+SHORT_NAMES = {
+    "esmm": "ESMM (shared-bottom)",
+    "clicked": "CVR on clicks (baseline)",
+    "esmm-mmoe": "ESMM (MMoE)",
+    "masked": "masked multi-task",
+    "ips": "IPS (shared-bottom)",
+    "dr": "DR (shared-bottom)",
+}
+DEFAULT_MODELS = ("esmm", "clicked", "esmm-mmoe")
 
 
 def _logits_without_intercepts(X, rho):
@@ -130,14 +160,17 @@ def calibration(pred, true, n_bins=10):
     return pred.mean() - true.mean(), sum(gaps) / pred.size
 
 
-def _models(seed, patience=TRAINING["n_iter_no_change"]):
-    common = dict(TRAINING, n_iter_no_change=patience, random_state=seed)
+def _models(seed, patience=TRAINING["n_iter_no_change"], **training):
+    common = dict(TRAINING, n_iter_no_change=patience, random_state=seed, **training)
     return {
         "ESMM (shared-bottom)": ESMMClassifier(**NETWORK, **common),
         "CVR on clicks (baseline)": SharedBottomClassifier(**NETWORK, **common),
         "ESMM (MMoE)": MultiTaskEstimator(
             architecture="mmoe", conditional_tasks={1: 0}, **MMOE_NETWORK, **common
         ),
+        "masked multi-task": SharedBottomClassifier(**NETWORK, **common),
+        "IPS (shared-bottom)": ESMMClassifier(cvr_objective="ips", **NETWORK, **common),
+        "DR (shared-bottom)": ESMMClassifier(cvr_objective="dr", **NETWORK, **common),
     }
 
 
@@ -152,12 +185,15 @@ def _evaluate(model, name, train, test):
     model.fit(X_fit, y_fit)
     fit_s = time.perf_counter() - start
     n_fit = X_fit.shape[0] - round(X_fit.shape[0] * TRAINING["validation_fraction"])
-    row = dict(model=name, epochs=model.n_iter_, steps=model.n_iter_ * -(-n_fit // TRAINING["batch_size"]),
+    row = dict(model=name, epochs=model.n_iter_, steps=model.n_iter_ * -(-n_fit // model.batch_size),
                fit_s=fit_s, train_rows=X_fit.shape[0])
 
     X, clicked = test["X"], test["click"]
     if name.startswith("CVR on clicks"):
         p_cvr = model.predict_proba(X)[:, 1]
+    elif not hasattr(model, "predict_joint_proba"):  # the masked multi-task model
+        p_ctr, p_cvr = (p[:, 1] for p in model.predict_proba(X))
+        row["ctr_auc"] = roc_auc_score(clicked, p_ctr)
     else:
         p_ctr, p_cvr = (p[:, 1] for p in model.predict_proba(X))
         _, p_ctcvr = (p[:, 1] for p in model.predict_joint_proba(X))
@@ -221,8 +257,8 @@ def summarize(runs):
     frame = pd.DataFrame(runs)
     order = {m: i for i, m in enumerate(("true pCVR (reference)", *MODELS))}
     rows = []
-    for (regime, model), group in frame.groupby(["regime", "model"], sort=False):
-        row = {"regime": regime, "model": model, "seeds": group["seed"].nunique()}
+    for (rho, regime, model), group in frame.groupby(["rho", "regime", "model"], sort=False):
+        row = {"rho": rho, "regime": regime, "model": model, "seeds": group["seed"].nunique()}
         for column in (*CVR_COLUMNS, *ESMM_COLUMNS):
             if column in group:
                 row[f"{column}_mean"] = group[column].mean()
@@ -232,15 +268,17 @@ def summarize(runs):
     summary["_order"] = summary["model"].map(order)
     regimes = {r: i for i, r in enumerate(REGIMES)}
     summary["_regime"] = summary["regime"].map(regimes)
-    return summary.sort_values(["_regime", "_order"]).drop(columns=["_order", "_regime"])
+    return summary.sort_values(["rho", "_regime", "_order"]).drop(columns=["_order", "_regime"])
 
 
 def _table(runs, columns, models):
     frame = pd.DataFrame(runs)
     frame = frame[frame["model"].isin(models)]
+    if frame.empty:
+        return "(none)"
     lines = []
-    for (regime, model), group in frame.groupby(["regime", "model"], sort=False):
-        line = {"regime": regime, "model": model}
+    for (rho, regime, model), group in frame.groupby(["rho", "regime", "model"], sort=False):
+        line = {"rho": rho, "regime": regime, "model": model}
         for column, title in columns.items():
             fmt = FORMATS.get(column, ".4f")
             line[title] = _mean_std(group[column], fmt) if column in group else ""
@@ -248,25 +286,52 @@ def _table(runs, columns, models):
     table = pd.DataFrame(lines)
     table["_m"] = table["model"].map({m: i for i, m in enumerate(models)})
     table["_r"] = table["regime"].map({r: i for i, r in enumerate(REGIMES)})
-    return table.sort_values(["_r", "_m"]).drop(columns=["_m", "_r"]).to_string(index=False)
+    return table.sort_values(["rho", "_r", "_m"]).drop(columns=["_m", "_r"]).to_string(index=False)
 
 
-def _paired(runs):
-    """ESMM minus baseline per seed (same data), per regime."""
-    frame = pd.DataFrame(runs).set_index(["regime", "seed", "model"])
-    lines = []
-    for regime in frame.index.get_level_values("regime").unique():
-        sub = frame.loc[regime]
-        for model in ("ESMM (shared-bottom)", "ESMM (MMoE)"):
-            if model not in sub.index.get_level_values("model"):
-                continue
-            diff = sub.xs(model, level="model") - sub.xs("CVR on clicks (baseline)", level="model")
-            parts = []
-            for column, better in (("cvr_auc_all", 1), ("cvr_corr", 1), ("cvr_ece", -1)):
+# Paired comparisons: (column, +1 if higher is better else -1); calibration
+# compares |mean predicted - mean true|.
+PAIRED = (("cvr_auc_all", 1), ("cvr_corr", 1), ("cvr_abs_bias", -1), ("cvr_ece", -1))
+
+
+def paired(runs, reference):
+    """Each model minus ``reference``, per seed (same data), per rho and regime.
+
+    Returns one row per (rho, regime, model): the mean and std of each paired
+    difference and the number of seeds where the model beats the reference.
+    """
+    frame = pd.DataFrame(runs)
+    frame = frame[frame["model"] != "true pCVR (reference)"]
+    frame["cvr_abs_bias"] = frame["cvr_bias"].abs()
+    frame = frame.set_index(["rho", "regime", "seed", "model"])
+    rows = []
+    for (rho, regime), sub in frame.groupby(level=["rho", "regime"], sort=False):
+        sub = sub.droplevel(["rho", "regime"])
+        models = sub.index.get_level_values("model").unique()
+        if reference not in models:
+            continue
+        base = sub.xs(reference, level="model")
+        for model in models.drop(reference):
+            diff = (sub.xs(model, level="model") - base).dropna(how="all")
+            row = dict(rho=rho, regime=regime, model=model, reference=reference, seeds=len(diff))
+            for column, better in PAIRED:
                 d = diff[column].to_numpy()
-                parts.append(f"{CVR_COLUMNS[column]} {_mean_std(d)} "
-                             f"({int(np.sum(better * d > 0))}/{d.size} seeds in ESMM's favour)")
-            lines.append(f"  {regime:6s} {model} - baseline: " + "; ".join(parts))
+                row[f"d_{column}_mean"], row[f"d_{column}_std"] = d.mean(), d.std(ddof=1) if d.size > 1 else np.nan
+                row[f"{column}_wins"] = int(np.sum(better * d > 0))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _paired_text(table):
+    lines = []
+    for _, row in table.iterrows():
+        parts = [
+            f"{column} {row[f'd_{column}_mean']:+.4f} ± {row[f'd_{column}_std']:.4f} "
+            f"({row[f'{column}_wins']}/{row['seeds']})"
+            for column, _ in PAIRED
+        ]
+        lines.append(f"  rho={row['rho']} {row['regime']:6s} {row['model']} - {row['reference']}: "
+                     + "; ".join(parts))
     return "\n".join(lines)
 
 
@@ -278,84 +343,117 @@ def main(argv=None):
                         help="training impressions per regime and seed (default 100000; 20000 with --fast)")
     parser.add_argument("--n-test", type=int, default=None,
                         help="test impressions (default 50000; 10000 with --fast)")
-    parser.add_argument("--rho", type=float, default=RHO,
-                        help="selection-bias knob: correlation of click and conversion propensities")
+    parser.add_argument("--rho", type=float, nargs="+", default=[RHO],
+                        help="selection-bias knob(s): correlation of click and conversion "
+                             "propensities (default 0.5; several values run one after another)")
+    parser.add_argument("--models", nargs="+", choices=list(SHORT_NAMES), default=list(DEFAULT_MODELS),
+                        help="models to fit (default: esmm clicked esmm-mmoe)")
+    parser.add_argument("--reference", choices=list(SHORT_NAMES), default="clicked",
+                        help="model the paired differences are taken against (default: clicked)")
     parser.add_argument("--regimes", nargs="+", choices=list(REGIMES), default=list(REGIMES),
                         help="click regimes to run (default: both)")
     parser.add_argument("--no-mmoe", action="store_true", help="leave out the ESMM (MMoE) line")
+    parser.add_argument("--batch-size", type=int, default=TRAINING["batch_size"],
+                        help="mini-batch size of every model (default 256)")
+    parser.add_argument("--learning-rate", type=float, default=TRAINING["learning_rate"],
+                        help="Adam learning rate of every model (default 1e-3)")
     parser.add_argument("--patience", type=int, default=TRAINING["n_iter_no_change"],
                         help="early-stopping patience in epochs, for every model (default 10)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on 2 shared cores, faster per epoch than 2)")
     parser.add_argument("--out", default="esmm_simulation.csv",
                         help="CSV of the summary table; the per-seed rows go to <out>_runs.csv")
+    parser.add_argument("--from-runs", nargs="+", default=None, metavar="RUNS_CSV",
+                        help="fit nothing: print the tables of earlier runs (their <out>_runs.csv "
+                             "files, e.g. one per --rho run in parallel)")
     args = parser.parse_args(argv)
     n_seeds = args.seeds or (1 if args.fast else 5)
     n_train = args.n_train or (20_000 if args.fast else 100_000)
     n_test = args.n_test or (10_000 if args.fast else 50_000)
-    models = [m for m in MODELS if not (args.no_mmoe and "MMoE" in m)]
-    if not -1 < args.rho < 1:
+    chosen = {SHORT_NAMES[m] for m in args.models}
+    models = [m for m in MODELS if m in chosen and not (args.no_mmoe and "MMoE" in m)]
+    reference = SHORT_NAMES[args.reference]
+    if not all(-1 < rho < 1 for rho in args.rho):
         parser.error("--rho must be in (-1, 1)")
+
+    start = time.perf_counter()
+    if args.from_runs:
+        runs = pd.concat([pd.read_csv(f) for f in args.from_runs]).to_dict("records")
+        models = [m for m in MODELS if m in {r["model"] for r in runs}]
+        return _report(runs, models, reference, args, start, data={})
 
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
-    start = time.perf_counter()
     runs, data = [], {}
+    cells = [(rho, r, regime, mean_ctr) for rho in args.rho
+             for r, (regime, mean_ctr) in enumerate(REGIMES.items()) if regime in args.regimes]
     try:
-        for r, (regime, mean_ctr) in enumerate(REGIMES.items()):
-            if regime not in args.regimes:
-                continue
+        for rho, r, regime, mean_ctr in cells:
             for seed in range(n_seeds):
                 rng = np.random.default_rng([seed, r])
-                train = simulate(n_train, mean_ctr, rng, args.rho)
-                test = simulate(n_test, mean_ctr, rng, args.rho)
+                train = simulate(n_train, mean_ctr, rng, rho)
+                test = simulate(n_test, mean_ctr, rng, rho)
                 if seed == 0:
-                    clicked = train["click"]
-                    data[regime] = dict(
-                        ctr=clicked.mean(), clicks=int(clicked.sum()),
-                        conversions=int(np.nansum(train["Y"][:, 1])),
-                        cvr_all=train["p_cvr"].mean(), cvr_clicked=train["p_cvr"][clicked].mean(),
-                    )
-                    print(f"{regime}: {n_train} training impressions (seed 0): click rate "
-                          f"{data[regime]['ctr']:.3f}, {data[regime]['clicks']} clicks, "
-                          f"{data[regime]['conversions']} conversions; mean true pCVR "
-                          f"{data[regime]['cvr_all']:.3f} on all impressions vs "
-                          f"{data[regime]['cvr_clicked']:.3f} on clicked ones (selection shift)",
-                          flush=True)
-                runs.append(dict(_reference(test), regime=regime, seed=seed))
-                for name, model in _models(seed, args.patience).items():
+                    _describe(data, train, regime, rho, n_train)
+                runs.append(dict(_reference(test), rho=rho, regime=regime, seed=seed))
+                training = dict(batch_size=args.batch_size, learning_rate=args.learning_rate)
+                for name, model in _models(seed, args.patience, **training).items():
                     if name not in models:
                         continue
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always")
                         row = _evaluate(model, name, train, test)
                     row["warnings"] = len(caught)
-                    runs.append(dict(row, regime=regime, seed=seed))
-                print(f"  {regime} seed {seed} done ({time.perf_counter() - start:.0f} s)", flush=True)
+                    runs.append(dict(row, rho=rho, regime=regime, seed=seed))
+                print(f"  rho={rho} {regime} seed {seed} done ({time.perf_counter() - start:.0f} s)",
+                      flush=True)
     finally:
         torch.set_num_threads(threads)
+    return _report(runs, models, reference, args, start, data)
 
-    print(f"\npCVR on all {n_test} test impressions, mean ± std over {n_seeds} seed(s), "
-          f"rho={args.rho}, patience={args.patience}")
+
+def _report(runs, models, reference, args, start, data):
+    """Print the tables, write the CSVs; the result of ``main``."""
+    frame = pd.DataFrame(runs)
+    print(f"\npCVR on all test impressions, mean ± std over {frame['seed'].nunique()} seed(s), "
+          f"patience={args.patience}")
     print("(AUC all (cf): against the counterfactual conversion of every impression; "
           "AUC clicked: against observed conversions on clicked rows; "
           "ECE: 10 equal-count bins, against the true pCVR)")
     print(_table(runs, CVR_COLUMNS, ["true pCVR (reference)", *models]))
     print("\nESMM's click and joint outputs, against the true pCTR and pCTR * pCVR:")
-    print(_table(runs, ESMM_COLUMNS, [m for m in models if m.startswith("ESMM")]))
-    print("\nPaired differences (same data and seed):")
-    print(_paired(runs))
+    print(_table(runs, ESMM_COLUMNS, [m for m in models if m.startswith(("ESMM", "IPS", "DR"))]))
+    pairs = paired(runs, reference)
+    print(f"\nPaired differences, model - {reference} (same data and seed), mean ± std "
+          "(seeds where the model is better; abs_bias: |mean pCVR - mean true pCVR|):")
+    print(_paired_text(pairs))
     n_warned = sum(r.get("warnings", 0) for r in runs)
     if n_warned:
         print(f"\n{n_warned} warning(s) during fits (e.g. max_epochs reached)")
 
     summary = summarize(runs)
     summary.to_csv(args.out, index=False)
-    runs_out = str(Path(args.out).with_suffix("")) + "_runs.csv"
-    pd.DataFrame(runs).to_csv(runs_out, index=False)
-    print(f"\nsummary written to {args.out}, per-seed rows to {runs_out}; "
-          f"done in {time.perf_counter() - start:.1f} s")
-    return dict(runs=runs, summary=summary, data=data)
+    stem = str(Path(args.out).with_suffix(""))
+    pd.DataFrame(runs).to_csv(stem + "_runs.csv", index=False)
+    pairs.to_csv(stem + "_paired.csv", index=False)
+    print(f"\nsummary written to {args.out}, per-seed rows to {stem}_runs.csv, paired "
+          f"differences to {stem}_paired.csv; done in {time.perf_counter() - start:.1f} s")
+    return dict(runs=runs, summary=summary, paired=pairs, data=data)
+
+
+def _describe(data, train, regime, rho, n_train):
+    """Record and print the first seed's data of a (rho, regime) cell."""
+    clicked = train["click"]
+    d = dict(
+        ctr=clicked.mean(), clicks=int(clicked.sum()),
+        conversions=int(np.nansum(train["Y"][:, 1])),
+        cvr_all=train["p_cvr"].mean(), cvr_clicked=train["p_cvr"][clicked].mean(),
+    )
+    data.setdefault(regime, d)  # the first rho's
+    print(f"rho={rho} {regime}: {n_train} training impressions (seed 0): click rate "
+          f"{d['ctr']:.3f}, {d['clicks']} clicks, {d['conversions']} conversions; mean true "
+          f"pCVR {d['cvr_all']:.3f} on all impressions vs {d['cvr_clicked']:.3f} on clicked "
+          "ones (selection shift)", flush=True)
 
 
 if __name__ == "__main__":

@@ -196,7 +196,8 @@ class _TrainingNet(NeuralNet):
     Batches are ``(X, (target, weight))``; the loss reads both parts. A
     training step hands the per-task losses to the loss-weighting strategy,
     which computes the gradients; the loss it reports (and the validation
-    loss) uses the fixed task weights, so epochs stay comparable.
+    loss) is the criterion's monitored loss (the fixed task weights, without
+    the counterfactual CVR risk), so epochs stay comparable.
 
     Per batch, skorch's contract holds (every callback that defines
     ``on_batch_begin``, ``on_grad_computed`` or ``on_batch_end`` gets each
@@ -249,12 +250,8 @@ class _TrainingNet(NeuralNet):
         penalty = self.module_.penalty()
         if penalty is not None:  # e.g. L2-Constrained's coupling; its gradient adds up
             penalty.backward()
-        losses = losses.detach()
-        return {
-            "loss": torch.dot(losses, self.criterion_.task_weights),
-            "y_pred": y_pred,
-            "task_losses": losses,
-        }
+        loss = self.criterion_.monitored(y_pred, target, weight, losses)
+        return {"loss": loss, "y_pred": y_pred, "task_losses": losses.detach()}
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         """skorch's epoch, without waiting for the device at every batch.
@@ -783,8 +780,16 @@ default=None
         else:
             kinds = self._task_kinds(Y)
             known = self._tasks_from_classes(classes, kinds) if classes is not None else None
+        conditions = self._conditional_tasks(n_tasks)
+        loss_options = self._loss_options(conditions)
+        if resume and loss_options != self._fitted_loss_options():
+            raise ValueError(
+                f"The loss options {loss_options} differ from those of the fitted model "
+                f"({self._fitted_loss_options()}); warm_start and partial_fit continue "
+                "with the fitted loss. Refit with warm_start=False to change them."
+            )
         targets, observed, tasks = encode_targets(
-            Y, kinds, sample_weight, self._conditional_tasks(n_tasks), tasks=known
+            Y, kinds, sample_weight, conditions, tasks=known
         )
         class_weight = self._class_weight(tasks, partial=epochs is not None)
         if any(spec is not None for spec in class_weight):
@@ -805,9 +810,10 @@ default=None
         else:
             rng = check_random_state(self.random_state)
             seeds, net = tuple(int(s) for s in rng.randint(np.iinfo(np.int32).max, size=2)), None
-        net = self._train(net, X, targets, weight, tasks, task_weights, seeds, epochs)
+        net = self._train(net, X, targets, weight, tasks, task_weights, seeds, epochs, loss_options)
 
         self._y_is_1d = y.ndim == 1
+        self._loss = loss_options
         self.n_tasks_ = n_tasks
         self._tasks = tasks
         self._seeds = seeds
@@ -1015,6 +1021,14 @@ default=None
                 )
         return per_task
 
+    def _loss_options(self, conditions):
+        """Validated keyword arguments of the loss beyond the tasks' (subclasses add some)."""
+        return {}
+
+    def _fitted_loss_options(self):
+        # Models saved before the loss had options have none.
+        return getattr(self, "_loss", {})
+
     def _entry_weights(self, observed, sample_weight):
         """Mask times sample weight, scaled to mean 1 over observed entries."""
         weight = observed * sample_weight
@@ -1192,8 +1206,17 @@ default=None
             kwargs["fused"] = True
         return kwargs
 
-    def _make_net(self, n_features, tasks, task_weights, seeds, device):
-        """The skorch net for these tasks (uninitialised); one factory for fit and load."""
+    def _make_net(self, n_features, tasks, task_weights, seeds, device, loss_options):
+        """The skorch net for these tasks (uninitialised); one factory for fit and load.
+
+        The network has one output per task, then the extra outputs the loss
+        needs (the imputation heads of ``cvr_objective="dr"``), which predict
+        never reads.
+        """
+        parents = [task.parent for task in tasks]
+        n_extra = MaskedMultiTaskLoss.extra_outputs(
+            parents, loss_options.get("cvr_objective", "esmm")
+        )
         module_kwargs = {f"module__{k}": v for k, v in self._module_kwargs().items()}
         embedding = self._embedding_kwargs()
         if embedding is None:
@@ -1205,13 +1228,14 @@ default=None
             module=module,
             **module_kwargs,
             module__n_features=n_features,
-            module__n_outputs=[task.n_outputs for task in tasks],
+            module__n_outputs=[task.n_outputs for task in tasks] + [1] * n_extra,
             criterion=MaskedMultiTaskLoss,
             criterion__task_types=[task.type for task in tasks],
             criterion__n_outputs=[task.n_outputs for task in tasks],
             criterion__task_weights=task_weights,
-            criterion__parents=[task.parent for task in tasks],
+            criterion__parents=parents,
             criterion__weighting=self.loss_weighting,
+            **{f"criterion__{k}": v for k, v in loss_options.items()},
             optimizer=self._optimizer_class(),
             lr=self.learning_rate,
             optimizer__weight_decay=self.weight_decay,
@@ -1230,7 +1254,7 @@ default=None
             verbose=0,
         )
 
-    def _train(self, net, X, target, weight, tasks, task_weights, seeds, epochs):
+    def _train(self, net, X, target, weight, tasks, task_weights, seeds, epochs, loss_options):
         """Train a new net (``net=None``) or continue one, for ``epochs`` or max_epochs."""
         device = self._check_device() if net is None else torch.device(net.device)
         X = as_float32_rows(X)
@@ -1248,7 +1272,7 @@ default=None
             data = data.subset(torch.from_numpy(train_rows))
 
         if net is None:
-            net = self._make_net(X.shape[1], tasks, task_weights, seeds, device)
+            net = self._make_net(X.shape[1], tasks, task_weights, seeds, device, loss_options)
         else:  # continue with the current hyper-parameters
             net.callbacks = self._callbacks(seeds[0])
             net.initialize_callbacks()
@@ -1373,7 +1397,7 @@ default=None
             device = torch.device("cpu")
         net = self._make_net(
             self.n_features_in_, self._tasks, self._check_task_weights(self.n_tasks_),
-            self._seeds, device,
+            self._seeds, device, self._fitted_loss_options(),
         )
         self._check_stored_state(net, state, device)
         with _seeded(0, device):  # initialisation draws, overwritten: not the user's

@@ -30,6 +30,36 @@ PARAMS = {
     "rank": """rank : int, default=8
     Tucker rank of each hidden layer's task-weight tensor, in each mode
     (capped by the mode's size).""",
+    "cvr_objective": """cvr_objective : {"esmm", "ips", "dr"}, default="esmm"
+    How a conditional task's output (pCVR) is trained. "esmm": through the
+    joint probability only (ESMM). "ips": adds a counterfactual CVR risk, the
+    conversion loss on rows where the parent (click) is positive weighted by
+    the inverse of the parent's predicted probability (the propensity,
+    detached from the gradient and clipped at ``propensity_clip``), averaged
+    over every impression (ESCM²-IPS; Multi-IPW with ``ctcvr_weight=0``).
+    "dr": the doubly robust risk, with an imputation head (one extra network
+    output per conditional task, which ``predict`` does not return) that
+    imputes the conversion of every impression (ESCM²-DR; Multi-DR with
+    ``ctcvr_weight=0``). Formulas: :class:`sklearn_mmoe.nn.MaskedMultiTaskLoss`.
+    The reported and monitored losses (``loss_curve_``, early stopping) leave
+    the counterfactual risk out: they are ESMM's (click and joint) losses for
+    every objective, since the risk's value depends on the model's own
+    propensities. See docs/esmm.md for a simulation comparing them.""",
+    "cvr_weight": """cvr_weight : float, default=1.0
+    Weight (>= 0) of the counterfactual CVR risk in the conditional task's
+    loss ("ips" and "dr"; ignored by "esmm").""",
+    "ctcvr_weight": """ctcvr_weight : float, default=1.0
+    Weight (>= 0) of ESMM's joint (CTCVR) loss in the conditional task's loss
+    ("ips" and "dr"; 0 gives Multi-IPW / Multi-DR; "esmm" ignores it: use
+    ``task_weights``). It and ``cvr_weight`` cannot both be 0.""",
+    "propensity_clip": """propensity_clip : float in (0, 1], default=0.01
+    Lower bound of the propensity ("ips" and "dr"): each inverse-propensity
+    weight is at most ``1 / propensity_clip`` (100 by default). Lower values
+    reduce the bias of clicked rows with a small predicted click rate and
+    raise the variance of the loss.""",
+    "propensity_normalization": """propensity_normalization : {"none", "batch"}, default="none"
+    "batch" divides the inverse-propensity weights by their mean over each
+    batch's rows (self-normalised IPS: less variance, a small bias).""",
     "bottom_hidden_sizes": """bottom_hidden_sizes : int or sequence of int, default=(128,)
     Layer widths of the bottom MLP shared by all tasks.""",
     "tower_hidden_sizes": """tower_hidden_sizes : int or sequence of int, default=(16,)

@@ -7,11 +7,13 @@ ESMM paper's click/conversion model with those settings fixed.
 """
 
 import warnings
+from numbers import Real
 
 import numpy as np
 import pandas as pd
 from sklearn.utils import ClassifierTags
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import type_of_target
 
 from ._base import (
     _CLASS_WEIGHT_CONSTRAINT,
@@ -36,12 +38,36 @@ from .metrics import (
     masked_accuracy_score,
     masked_r2_score,
 )
+from .nn import CVR_OBJECTIVES, PROPENSITY_NORMALIZATIONS
 
 __all__ = ["MultiTaskEstimator", "ESMMClassifier"]
 
 
+_CVR_PARAMS = [
+    "cvr_objective", "cvr_weight", "ctcvr_weight", "propensity_clip", "propensity_normalization",
+]
+_CVR_CONSTRAINTS = {
+    "cvr_objective": [StrOptions(set(CVR_OBJECTIVES))],
+    "cvr_weight": [Interval(Real, 0, None, closed="left")],
+    "ctcvr_weight": [Interval(Real, 0, None, closed="left")],
+    "propensity_clip": [Interval(Real, 0, 1, closed="right")],
+    "propensity_normalization": [StrOptions(set(PROPENSITY_NORMALIZATIONS))],
+}
+
+
 class _JointProbaMixin:
-    """``predict_joint_proba``: conditional tasks' joint probabilities."""
+    """Conditional tasks: their loss options and ``predict_joint_proba``."""
+
+    def _loss_options(self, conditions):
+        """The ``cvr_objective`` options of the loss (none for ESMM's, the default)."""
+        if self.cvr_objective == "esmm":
+            return {}
+        if not conditions:
+            raise ValueError(
+                f"cvr_objective={self.cvr_objective!r} trains a conditional task, but there "
+                f"is none: {self._no_condition_hint}"
+            )
+        return {name: getattr(self, name) for name in _CVR_PARAMS}
 
     def predict_joint_proba(self, X):
         """Probabilities with each conditional task's replaced by the joint one.
@@ -105,7 +131,9 @@ class MultiTaskEstimator(_JointProbaMixin, _LogProbaMixin, _Architecture):
         "task_types": ["array-like", None],
         "conditional_tasks": [dict, None],
         "class_weight": _CLASS_WEIGHT_CONSTRAINT,
+        **_CVR_CONSTRAINTS,
     }
+    _no_condition_hint = "declare one with conditional_tasks={child: parent}."
     _y_check_params = dict(dtype=None)
     __doc__ = build_docstring(
         "Multi-task estimator for any architecture and any mix of task kinds.",
@@ -124,6 +152,7 @@ and R^2 (regression) on observed labels.""",
             _TASK_TYPES_PARAM,
             _CONDITIONAL_PARAM,
             PARAMS["class_weight"] + "\n    A regression task's entry must be None.",
+            *(PARAMS[p] for p in _CVR_PARAMS),
             *(f"{PARAMS[p]}\n    Used by: {', '.join(_USED_BY[p])}." for p in _ALL_PARAMS),
         ],
         """>>> import numpy as np
@@ -155,6 +184,11 @@ and R^2 (regression) on observed labels.""",
         task_types=None,
         conditional_tasks=None,
         class_weight=None,
+        cvr_objective="esmm",
+        cvr_weight=1.0,
+        ctcvr_weight=1.0,
+        propensity_clip=0.01,
+        propensity_normalization="none",
         n_experts=8,
         n_shared_experts=1,
         n_task_experts=1,
@@ -343,6 +377,11 @@ def _infer_kind(column, t):
 
 
 class ESMMClassifier(_JointProbaMixin, _MultiTaskClassifierMixin, _SharedBottomBase):
+    _parameter_constraints = {
+        **_SharedBottomBase._parameter_constraints, **_CVR_CONSTRAINTS,
+        "class_weight": _CLASS_WEIGHT_CONSTRAINT,
+    }
+    _no_condition_hint = "y has one column (click), give two (click, conversion)."
     __doc__ = build_docstring(
         "Entire Space Multi-task Model for click and conversion (ESMM).",
         """ESMM (Ma et al., SIGIR 2018): a click model and a conversion model share
@@ -352,7 +391,7 @@ Shared-Bottom network with task 1 conditional on task 0; for ESMM on
 another architecture use ``MultiTaskEstimator(architecture=...,
 conditional_tasks={1: 0})``.""",
         "esmm",
-        _SB_PARAMS,
+        [*_CVR_PARAMS, *_SB_PARAMS],
         """>>> import numpy as np
 >>> from sklearn_mmoe import ESMMClassifier
 >>> rng = np.random.RandomState(0)
@@ -367,6 +406,47 @@ conditional_tasks={1: 0})``.""",
 True""",
         "MultiTaskEstimator : ESMM's conditional tasks on any architecture.",
     )
+
+    def __init__(
+        self,
+        *,
+        cvr_objective="esmm",
+        cvr_weight=1.0,
+        ctcvr_weight=1.0,
+        propensity_clip=0.01,
+        propensity_normalization="none",
+        bottom_hidden_sizes=(128,),
+        tower_hidden_sizes=(16,),
+        activation="relu",
+        dropout=0.0,
+        categorical_features="from_dtype",
+        embedding_dim="auto",
+        min_frequency=None,
+        max_categories=None,
+        numeric_encoding="auto",
+        n_bins=16,
+        optimizer="adam",
+        optimizer_kwargs=None,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        batch_size=256,
+        max_epochs=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping="auto",
+        validation_fraction=0.1,
+        scoring="loss",
+        task_weights=None,
+        loss_weighting=None,
+        callbacks=None,
+        warm_start=False,
+        nan_loss="raise",
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        class_weight=None,
+    ):
+        _store_params(self, locals())
 
     def _conditional_tasks(self, n_tasks):
         if n_tasks > 2:

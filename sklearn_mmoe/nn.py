@@ -17,6 +17,7 @@ multiplication per layer instead of a Python loop over modules. A stack of
 """
 
 import math
+from numbers import Real
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ __all__ = [
     "TabularEmbedding",
     "EmbeddedNetwork",
     "MaskedMultiTaskLoss",
+    "CVR_OBJECTIVES",
 ]
 
 #: Activation functions by name.
@@ -61,6 +63,10 @@ ACTIVATIONS = {
 
 ACTIVATIONS_TYPES = tuple(ACTIVATIONS.values())
 TASK_TYPES = ("binary", "multiclass", "regression")
+#: Training objectives of a conditional task's output (see MaskedMultiTaskLoss).
+CVR_OBJECTIVES = ("esmm", "ips", "dr")
+#: Normalisations of the inverse-propensity weights (see MaskedMultiTaskLoss).
+PROPENSITY_NORMALIZATIONS = ("none", "batch")
 
 
 # Output width below which a weight is multiplied in column-major layout.
@@ -1198,6 +1204,10 @@ class EmbeddedNetwork(nn.Module):
     def towers(self):
         return self.network.towers
 
+    @property
+    def n_outputs(self):
+        return self.network.n_outputs
+
     def shared_parameters(self):
         """The embedding's parameters and the network's shared ones."""
         return list(self.embedding.parameters()) + list(self.network.shared_parameters())
@@ -1248,6 +1258,39 @@ class MaskedMultiTaskLoss(nn.Module):
     computed over every row where task ``i`` is observed (the entire space),
     so ``p(j | i, x)`` is learned without training on the selected rows only.
 
+    ``cvr_objective`` adds a counterfactual risk for ``p(j | i, x)`` over that
+    entire space (ESCM², Wang et al., SIGIR 2022; Multi-IPW and Multi-DR,
+    Zhang et al., WWW 2020). Write ``o`` for task ``i``'s label (the click),
+    ``e = BCE(logit_j, y_j)`` for the conditional task's own loss (zero weight
+    where ``o = 0``), and ``p = clip(sigmoid(logit_i))`` for the propensity:
+    the parent's probability, **detached** from the graph (no gradient of the
+    counterfactual terms reaches the parent's output through it) and clipped
+    below at ``propensity_clip``, so every weight ``o / p`` lies in
+    ``[0, 1 / propensity_clip]``. Task ``j``'s loss is then, averaged per row
+    over the entire space like the ESMM loss ``ctcvr``:
+
+    - ``"esmm"``: ``ctcvr`` (the default; the loss described above).
+    - ``"ips"``: ``ctcvr_weight * ctcvr + cvr_weight * o / p * e``. With
+      ``ctcvr_weight=0`` this is Multi-IPW.
+    - ``"dr"``: ``ctcvr_weight * ctcvr + cvr_weight * (r + m)`` with the
+      doubly robust risk ``r = ê + o / p * (e - ê)`` and the imputation loss
+      ``m = o / p * (e - ê)**2``. ``ê = BCE(logit_j, q)`` is the error that
+      an imputed conversion probability ``q`` predicts for the conditional
+      output, and ``q = sigmoid`` of an extra output of the network, the
+      imputation head (one per conditional task, after the tasks' outputs:
+      see :meth:`extra_outputs`). As in the joint learning of Wang et al.
+      (ICML 2019) each part trains its own model: ``q`` is detached in ``r``
+      (which trains the conditional output, on every row) and the
+      conditional output is detached in ``m`` (which trains the imputation
+      head).
+
+    With ``propensity_normalization="batch"`` the weights ``o / p`` are
+    divided by their weighted mean over the batch (self-normalised IPS).
+
+    :meth:`per_task` gives the training objective (these losses);
+    :meth:`forward`, the loss reported and monitored for early stopping,
+    leaves the counterfactual risk out (see there).
+
     Parameters
     ----------
     task_types : sequence of {"binary", "multiclass", "regression"}
@@ -1267,6 +1310,17 @@ class MaskedMultiTaskLoss(nn.Module):
         ``task_weights``. :meth:`forward` always uses ``task_weights``, so
         losses stay comparable across epochs (for validation and early
         stopping) whatever the strategy does.
+    cvr_objective : {"esmm", "ips", "dr"}, default="esmm"
+        Objective of the conditional tasks (see above).
+    cvr_weight : float, default=1.0
+        Weight of the counterfactual risk (``"ips"`` and ``"dr"``).
+    ctcvr_weight : float, default=1.0
+        Weight of the joint (ESMM) loss (``"ips"`` and ``"dr"``; ``"esmm"``
+        always uses 1).
+    propensity_clip : float in (0, 1], default=0.01
+        Lower bound of the propensity (``"ips"`` and ``"dr"``).
+    propensity_normalization : {"none", "batch"}, default="none"
+        Self-normalise the inverse-propensity weights per batch.
 
     Examples
     --------
@@ -1279,7 +1333,19 @@ class MaskedMultiTaskLoss(nn.Module):
     tensor([0.6931, 0.2500])
     """
 
-    def __init__(self, task_types, n_outputs, task_weights=None, parents=None, weighting=None):
+    def __init__(
+        self,
+        task_types,
+        n_outputs,
+        task_weights=None,
+        parents=None,
+        weighting=None,
+        cvr_objective="esmm",
+        cvr_weight=1.0,
+        ctcvr_weight=1.0,
+        propensity_clip=0.01,
+        propensity_normalization="none",
+    ):
         super().__init__()
         task_types = list(task_types)
         n_outputs = [int(k) for k in n_outputs]
@@ -1301,6 +1367,14 @@ class MaskedMultiTaskLoss(nn.Module):
                     f"Task {child} cannot be conditional on task {parent}: both must be "
                     "binary, distinct, and the parent must not be conditional itself."
                 )
+        self._check_cvr_options(
+            parents, cvr_objective, cvr_weight, ctcvr_weight, propensity_clip,
+            propensity_normalization,
+        )
+        self.cvr_objective = cvr_objective
+        self.cvr_weight, self.ctcvr_weight = float(cvr_weight), float(ctcvr_weight)
+        self.propensity_clip = float(propensity_clip)
+        self.propensity_normalization = propensity_normalization
         if task_weights is None:
             task_weights = [1.0] * n_tasks
         self.register_buffer("task_weights", torch.as_tensor(task_weights, dtype=torch.float32))
@@ -1319,6 +1393,12 @@ class MaskedMultiTaskLoss(nn.Module):
         if "conditional" in self._groups:
             parent_index = [parents[t] for t in self._groups["conditional"]]
             self.register_buffer("_parent_index", torch.tensor(parent_index), persistent=False)
+            n_conditional = len(parent_index)
+            self.register_buffer(
+                "_imputation_index",
+                torch.arange(n_tasks, n_tasks + n_conditional),
+                persistent=False,
+            )
         if "multiclass" in self._groups:
             unused = torch.arange(max(n_outputs))[None, :] >= torch.tensor(
                 [n_outputs[t] for t in self._groups["multiclass"]]
@@ -1333,8 +1413,72 @@ class MaskedMultiTaskLoss(nn.Module):
         )
         self.weighting = make_weighting(weighting).build(task_weights, task_types)
 
-    def elementwise(self, logits, target):
-        """Unreduced loss of shape ``(batch, n_tasks)``, in task order."""
+    @staticmethod
+    def _check_cvr_options(parents, objective, cvr_weight, ctcvr_weight, clip, normalization):
+        if objective not in CVR_OBJECTIVES:
+            raise ValueError(f"cvr_objective must be one of {CVR_OBJECTIVES}, got {objective!r}.")
+        if normalization not in PROPENSITY_NORMALIZATIONS:
+            raise ValueError(
+                f"propensity_normalization must be one of {PROPENSITY_NORMALIZATIONS}, "
+                f"got {normalization!r}."
+            )
+        for name, value in (("cvr_weight", cvr_weight), ("ctcvr_weight", ctcvr_weight)):
+            if not (isinstance(value, Real) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+        if not (isinstance(clip, Real) and 0 < clip <= 1):
+            raise ValueError(f"propensity_clip must be in (0, 1], got {clip!r}.")
+        if objective != "esmm":
+            if all(p is None for p in parents):
+                raise ValueError(
+                    f"cvr_objective={objective!r} needs a conditional task (parents); "
+                    "without one, use cvr_objective='esmm'."
+                )
+            if cvr_weight == 0 and ctcvr_weight == 0:
+                raise ValueError(
+                    "cvr_weight and ctcvr_weight are both 0: the conditional task would "
+                    "not be trained."
+                )
+
+    @staticmethod
+    def extra_outputs(parents, cvr_objective="esmm"):
+        """Outputs the network needs beyond the tasks' own: the imputation heads.
+
+        ``"dr"`` needs one imputation head per conditional task: logit column
+        ``n_tasks + k`` of the network is that of the ``k``-th conditional
+        task (in task order). The other objectives need none.
+        """
+        return sum(p is not None for p in parents) if cvr_objective == "dr" else 0
+
+    def propensity(self, logits):
+        """Clipped, detached propensities ``(batch, n_conditional)``: the parents' probabilities."""
+        parent = logits[:, self._parent_index, 0].detach()
+        return torch.sigmoid(parent).clamp(min=self.propensity_clip)
+
+    def _counterfactual(self, logits, target, weight):
+        """Per-row counterfactual risk of the conditional tasks (``"ips"``, ``"dr"``)."""
+        index = self._conditional_index
+        z, y = logits[:, index, 0], target[:, index]
+        ipw = target[:, self._parent_index] / self.propensity(logits)  # o / p
+        if self.propensity_normalization == "batch" and weight is not None:
+            w = weight[:, index]
+            ipw = ipw * (w.sum(0) / (w * ipw).sum(0).clamp_min(1e-12))
+        error = F.binary_cross_entropy_with_logits(z, y, reduction="none")
+        if self.cvr_objective == "ips":
+            return ipw * error
+        imputed = torch.sigmoid(logits[:, self._imputation_index, 0])
+        imputed_error = F.binary_cross_entropy_with_logits(z, imputed.detach(), reduction="none")
+        risk = imputed_error + ipw * (error - imputed_error)
+        # e - ê with the conditional output fixed: (q - y) * logit
+        gap = (imputed - y) * z.detach()
+        return risk + ipw * torch.square(gap)
+
+    def elementwise(self, logits, target, weight=None, objective=True):
+        """Unreduced loss of shape ``(batch, n_tasks)``, in task order.
+
+        ``objective=False`` gives the monitored loss: conditional tasks' joint
+        loss without the counterfactual risk. ``weight`` is only read by
+        ``propensity_normalization="batch"``.
+        """
         parts = []
         for name in self._groups:
             index = getattr(self, f"_{name}_index")
@@ -1358,14 +1502,39 @@ class MaskedMultiTaskLoss(nn.Module):
                     logits[:, self._parent_index, 0]
                 )
                 y = target[:, index]
-                parts.append(-(y * log_p + (1 - y) * _log1mexp(log_p)))
+                joint = -(y * log_p + (1 - y) * _log1mexp(log_p))
+                if objective and self.cvr_objective != "esmm":
+                    joint = self.ctcvr_weight * joint + self.cvr_weight * self._counterfactual(
+                        logits, target, weight
+                    )
+                parts.append(joint)
         loss = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         return loss if self._in_order else loss[:, self._inverse_order]
 
-    def per_task(self, logits, target, weight):
-        """Per-task losses of shape ``(n_tasks,)``, each a weighted mean."""
-        loss = self.elementwise(logits, target)
+    def per_task(self, logits, target, weight, objective=True):
+        """Per-task losses of shape ``(n_tasks,)``, each a weighted mean.
+
+        The training objective; with ``objective=False`` the monitored loss
+        (see :meth:`forward`).
+        """
+        loss = self.elementwise(logits, target, weight, objective)
         return (loss * weight).sum(0) / weight.sum(0).clamp_min(1e-12)
 
     def forward(self, logits, target, weight):
-        return torch.dot(self.per_task(logits, target, weight), self.task_weights)
+        """The monitored loss: ``sum_t task_weights[t] * L_t``, ESMM's loss for conditional tasks.
+
+        With ``cvr_objective="ips"`` or ``"dr"`` the counterfactual risk is
+        left out: its value depends on the model's own propensities (a model
+        that overestimates the parent's probability gets a smaller weighted
+        risk) and, for ``"dr"``, on the imputation head, so it does not
+        compare epochs fairly. What is monitored (reported, early-stopped on)
+        is the joint loss of every objective alike.
+        """
+        return torch.dot(self.per_task(logits, target, weight, objective=False), self.task_weights)
+
+    def monitored(self, logits, target, weight, losses):
+        """:meth:`forward`, reusing the training step's per-task ``losses`` where they are the same."""
+        if self.cvr_objective == "esmm":
+            return torch.dot(losses.detach(), self.task_weights)
+        with torch.no_grad():
+            return self.forward(logits, target, weight)
