@@ -802,7 +802,7 @@ default=None
             # (labels, sample and class weights): a zero weight in one task is a
             # missing label there, not a missing row; a row without any label
             # counts nowhere, as in the loss.
-            self._fit_numeric_encoding(X, weight.max(axis=1))
+            self._fit_numeric_encoding(X, (observed * sample_weight).max(axis=1))
         task_weights = self._check_task_weights(n_tasks)
         if resume:
             self._check_unchanged(self.net_, task_weights, epochs)

@@ -295,7 +295,9 @@ def normal_quantiles(X, n_quantiles=N_QUANTILES, sample_weight=None):
     quantiles (a value held by many rows, e.g. zero capital gains) become one
     point at the mean of their probabilities, as QuantileTransformer does.
     """
-    probabilities = np.linspace(0, 1, min(n_quantiles, max(X.shape[0], 2)))
+    # as many quantiles whatever the number of rows: a weight of 2 and a repeated
+    # row give the same ones (ties are merged below)
+    probabilities = np.linspace(0, 1, n_quantiles)
     out = []
     for values, probs in _column_quantiles(X, probabilities, sample_weight):
         if probs is None:

@@ -168,6 +168,7 @@ def _two_d_xfails(estimator):
 CHECK_PARAMS = {
     "check_classifiers_train": dict(max_epochs=LEARNING_EPOCHS),
     "check_classifiers_classes": dict(max_epochs=LEARNING_EPOCHS),
+    "check_class_weight_classifiers": dict(max_epochs=LEARNING_EPOCHS),
     "check_regressors_train": dict(max_epochs=LEARNING_EPOCHS),
     "check_sample_weight_equivalence_on_dense_data": dict(max_epochs=1),
     "check_sample_weight_equivalence_on_sparse_data": dict(max_epochs=1),
