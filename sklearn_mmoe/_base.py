@@ -642,7 +642,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
         "embedding_dim": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), dict],
         "min_frequency": [
             Interval(Integral, 1, None, closed="left"),
-            Interval(Real, 0, 1, closed="neither"),
+            Interval(RealNotInt, 0, 1, closed="neither"),
             None,
         ],
         "max_categories": [Interval(Integral, 2, None, closed="left"), None],
