@@ -18,7 +18,10 @@ Outputs are named after the tasks (``task_names``, default ``task0``,
 ``task1``, ...), in task order. :func:`to_torch` returns that computation as
 an ``nn.Module`` for ``torch.export``, ``torch.jit.trace`` and
 ``torch.jit.script``; :func:`to_onnx` returns it as an ONNX graph with a
-dynamic batch axis. Importing this module with skl2onnx installed registers a
+dynamic batch axis. A model that embeds categorical columns
+(``categorical_features_``) is served from its raw columns by the ONNX
+graph (one input per column, the vocabulary inside the graph), while the
+PyTorch module reads the encoded matrix (see :func:`to_torch`). Importing this module with skl2onnx installed registers a
 converter for every estimator of :mod:`sklearn_mmoe`, so that
 ``skl2onnx.to_onnx`` converts a whole Pipeline (a ColumnTransformer with
 OneHotEncoder and StandardScaler steps, then the estimator) into one graph.
@@ -189,6 +192,13 @@ def to_torch(estimator, *, task_names=None):
     conditional task by its joint probabilities, and values in the original
     units (float64, ``(n_samples,)``) for a regression task. Its
     ``output_names`` attribute names them.
+
+    For a model with categorical columns (``categorical_features_``), the
+    tensor is the encoded matrix the network reads: the numeric columns in
+    their order, then one code per categorical column (in the order of
+    ``categorical_features_``): ``i + 1`` for the category
+    ``categories_[j][i]``, 0 for a missing, rare or unseen one. (:func:`to_onnx`
+    builds that encoding into the graph.)
 
     The module is a copy on the CPU, in evaluation mode, with frozen
     parameters: it can be exported with ``torch.export.export`` (declare the
@@ -503,7 +513,7 @@ def _number_codes(scope, container, node, variable, j, categories):
         narrow = keys.astype(np.float32)
     if len(np.unique(narrow)) < len(keys) or not np.isfinite(narrow).all():
         raise ValueError(
-            f"Categorical column {j} has numeric categories that are equal in float32 "
+            f"Categorical column {j} ({variable.onnx_name!r}) has numeric categories that are equal in float32 "
             "(or beyond its range), which ONNX's LabelEncoder cannot tell apart; pass "
             "that column as strings at fit."
         )
@@ -560,11 +570,22 @@ def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None):
     """The fitted estimator's prediction as an ONNX graph.
 
     The graph has one input, ``"X"``: float32 features of shape
-    ``(batch, n_features)`` with a dynamic batch axis, and one output per
+    ``(batch, n_features)`` with a dynamic batch axis (for a model with
+    categorical columns: one input per column of ``X``, see below), and one output per
     entry of :func:`to_torch` (class probabilities per classification
     task, named after it; joint probabilities of a conditional task as
     ``"<name>_joint"``; regression predictions in the original units as
-    float64). It needs only ONNX Runtime to run. To include preprocessing,
+    float64). It needs only ONNX Runtime to run.
+
+    A model with categorical columns (``categorical_features_`` not empty)
+    gets one input per column of ``X``, named after it (``feature_names_in_``;
+    ``x0``, ``x1``, ... without names), of shape ``(batch, 1)``: a string
+    tensor for a categorical column that held strings at fit; for the other
+    columns float32, int64 or double as the column's dtype in ``X_sample``
+    (double without a sample). The graph maps each categorical value to its
+    code as ``predict`` does: ``i + 1`` for the category ``categories_[j][i]``
+    (numbers compared exactly, as float64), 0 for anything else, e.g. NaN or
+    an empty string for a missing value. To include preprocessing,
     convert the whole Pipeline with ``skl2onnx.to_onnx(pipeline, X)``
     instead, after importing this module.
 
@@ -574,8 +595,8 @@ def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None):
         Any estimator of :mod:`sklearn_mmoe`.
     X_sample : array-like of shape (n_samples, n_features), default=None
         Inputs like those the model will serve; checked against the fitted
-        estimator (number of columns, column names) and used as the
-        exporter's example input.
+        estimator (number of columns, column names); with categorical
+        columns, its column dtypes choose the input types.
     opset : int, default=None
         ONNX opset of the graph, at least :data:`MIN_OPSET`; default: the
         latest that skl2onnx has tested with ONNX Runtime.
@@ -594,7 +615,8 @@ def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None):
     sklearn.exceptions.NotFittedError
         If it is not fitted.
     ValueError
-        If ``opset`` is older than :data:`MIN_OPSET`.
+        If ``opset`` is older than :data:`MIN_OPSET`, or numeric categories of
+        a column are equal in float32 (the graph looks them up as float32).
     ImportError
         If onnx, onnxscript or skl2onnx are not installed.
 

@@ -377,3 +377,13 @@ def test_skl2onnx_converts_a_pipeline_on_raw_categorical_columns():
     types = [(c, DoubleTensorType([None, 1])) for c in X.columns]
     with pytest.raises(TypeError, match="input 'color' \\(column 1\\) must hold strings"):
         skl2onnx.convert_sklearn(est, initial_types=types)
+
+
+def test_numeric_categories_equal_in_float32_are_refused():
+    pytest.importorskip("skl2onnx")
+    rng = np.random.RandomState(4)
+    X = pd.DataFrame({"x": rng.normal(size=60), "code": np.repeat([1.0, 1.0 + 1e-12, 2.0], 20)})
+    est = MMoEClassifier(categorical_features=["code"], **MOE).fit(X, rng.randint(0, 2, (60, 2)))
+    assert len(est.categories_[0]) == 3
+    with pytest.raises(ValueError, match="column 1 \\('code'\\) has numeric categories that are equal"):
+        to_onnx(est, X)
