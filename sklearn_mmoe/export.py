@@ -32,12 +32,14 @@ onnx, onnxscript, onnxruntime, skl2onnx); :func:`to_torch` only PyTorch.
 import copy
 import types
 
+import numpy as np
+import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from . import _estimators
-from ._base import _BaseMultiTask, _validate_X
+from ._base import _BaseMultiTask
 from ._data import MIN_INFERENCE_ROWS
 from ._multitask import ESMMClassifier, MultiTaskEstimator
 
@@ -390,6 +392,14 @@ def _categorical(estimator):
     return len(getattr(estimator, "categorical_features_", ())) > 0
 
 
+def _string_columns(estimator):
+    """Indices of the categorical columns whose values are compared as strings."""
+    return {
+        int(j) for j, numbers in zip(estimator.categorical_features_, estimator._category_numbers)
+        if not numbers
+    }
+
+
 def _column_names(estimator):
     names = getattr(estimator, "feature_names_in_", None)
     if names is None:
@@ -405,16 +415,17 @@ def _column_types(estimator, X_sample):
     integers, double otherwise; categorical columns that held strings are
     string tensors.
     """
-    import numpy as np
-    import pandas as pd
     from skl2onnx.common.data_types import (
-        DoubleTensorType, FloatTensorType, Int64TensorType, StringTensorType,
+        DoubleTensorType,
+        FloatTensorType,
+        Int64TensorType,
+        StringTensorType,
     )
 
-    numbers = dict(zip(estimator.categorical_features_.tolist(), estimator._category_numbers))
+    strings = _string_columns(estimator)
     types_ = []
     for j, name in enumerate(_column_names(estimator)):
-        if not numbers.get(j, True):
+        if j in strings:
             types_.append((name, StringTensorType([None, 1])))
             continue
         dtype = None
@@ -440,10 +451,10 @@ def _check_column_inputs(estimator, inputs):
             f"{name} encodes its categorical columns itself: its ONNX graph reads one "
             f"input per column of X ({estimator.n_features_in_}), got {len(inputs)}."
         )
-    numbers = dict(zip(estimator.categorical_features_.tolist(), estimator._category_numbers))
+    strings = _string_columns(estimator)
     for j, variable in enumerate(inputs):
         is_string = isinstance(variable.type, StringTensorType)
-        if is_string != (not numbers.get(j, True)):
+        if is_string != (j in strings):
             expected = "strings" if is_string is False else "numbers"
             raise TypeError(
                 f"{name}: input {variable.onnx_name!r} (column {j}) must hold {expected}, "
@@ -459,7 +470,6 @@ def _encode_columns(scope, operator, container):
     ``i + 1`` for the category ``categories_[j][i]``, 0 for anything else
     (unseen, rare or missing: NaN, or a string that is no category, e.g. "").
     """
-    import numpy as np
     from onnx import TensorProto, helper
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
@@ -505,7 +515,6 @@ def _number_codes(scope, container, node, variable, j, categories):
     category is compared back with the float64 input, so that a value that
     merely rounds to a category's float32 gets code 0, as in ``predict``.
     """
-    import numpy as np
     from onnx import TensorProto
 
     keys = np.asarray(categories, dtype=np.float64)
