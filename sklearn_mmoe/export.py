@@ -455,7 +455,7 @@ def _check_column_inputs(estimator, inputs):
     for j, variable in enumerate(inputs):
         is_string = isinstance(variable.type, StringTensorType)
         if is_string != (j in strings):
-            expected = "strings" if is_string is False else "numbers"
+            expected = "strings" if j in strings else "numbers"
             raise TypeError(
                 f"{name}: input {variable.onnx_name!r} (column {j}) must hold {expected}, "
                 f"got {variable.type}."
@@ -522,9 +522,9 @@ def _number_codes(scope, container, node, variable, j, categories):
         narrow = keys.astype(np.float32)
     if len(np.unique(narrow)) < len(keys) or not np.isfinite(narrow).all():
         raise ValueError(
-            f"Categorical column {j} ({variable.onnx_name!r}) has numeric categories that are equal in float32 "
-            "(or beyond its range), which ONNX's LabelEncoder cannot tell apart; pass "
-            "that column as strings at fit."
+            f"Categorical column {j} ({variable.onnx_name!r}) has numeric categories that "
+            "are equal in float32 (or beyond its range), which ONNX's LabelEncoder cannot "
+            "tell apart; pass that column as strings at fit."
         )
     source = variable.onnx_name
     if variable.type.to_onnx_type().tensor_type.elem_type != TensorProto.DOUBLE:
