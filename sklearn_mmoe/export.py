@@ -18,7 +18,10 @@ Outputs are named after the tasks (``task_names``, default ``task0``,
 ``task1``, ...), in task order. :func:`to_torch` returns that computation as
 an ``nn.Module`` for ``torch.export``, ``torch.jit.trace`` and
 ``torch.jit.script``; :func:`to_onnx` returns it as an ONNX graph with a
-dynamic batch axis. Importing this module with skl2onnx installed registers a
+dynamic batch axis. A model that embeds categorical columns
+(``categorical_features_``) is served from its raw columns by the ONNX
+graph (one input per column, the vocabulary inside the graph), while the
+PyTorch module reads the encoded matrix (see :func:`to_torch`). Importing this module with skl2onnx installed registers a
 converter for every estimator of :mod:`sklearn_mmoe`, so that
 ``skl2onnx.to_onnx`` converts a whole Pipeline (a ColumnTransformer with
 OneHotEncoder and StandardScaler steps, then the estimator) into one graph.
@@ -29,12 +32,14 @@ onnx, onnxscript, onnxruntime, skl2onnx); :func:`to_torch` only PyTorch.
 import copy
 import types
 
+import numpy as np
+import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from . import _estimators
-from ._base import _BaseMultiTask, _validate_X
+from ._base import _BaseMultiTask
 from ._data import MIN_INFERENCE_ROWS
 from ._multitask import ESMMClassifier, MultiTaskEstimator
 
@@ -190,6 +195,13 @@ def to_torch(estimator, *, task_names=None):
     units (float64, ``(n_samples,)``) for a regression task. Its
     ``output_names`` attribute names them.
 
+    For a model with categorical columns (``categorical_features_``), the
+    tensor is the encoded matrix the network reads: the numeric columns in
+    their order, then one code per categorical column (in the order of
+    ``categorical_features_``): ``i + 1`` for the category
+    ``categories_[j][i]``, 0 for a missing, rare or unseen one. (:func:`to_onnx`
+    builds that encoding into the graph.)
+
     The module is a copy on the CPU, in evaluation mode, with frozen
     parameters: it can be exported with ``torch.export.export`` (declare the
     batch dimension dynamic to serve any batch size), traced with
@@ -330,6 +342,9 @@ def _shape(operator):
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
     estimator = operator.raw_operator
+    if _categorical(estimator):
+        _check_column_inputs(estimator, operator.inputs)
+        return
     if len(operator.inputs) != 1:
         raise ValueError(
             f"{type(estimator).__name__} reads one feature matrix, got {len(operator.inputs)} "
@@ -358,6 +373,8 @@ def _network_input(scope, operator, container):
     from onnx import TensorProto
     from skl2onnx.common.data_types import DoubleTensorType
 
+    if _categorical(operator.raw_operator):
+        return _encode_columns(scope, operator, container)
     source = operator.inputs[0]
     if not isinstance(source.type, DoubleTensorType):
         return source.onnx_name
@@ -367,6 +384,162 @@ def _network_input(scope, operator, container):
         name=scope.get_unique_operator_name("Cast"),
     )
     return name
+
+
+# ------------------------------------------------- categorical columns in ONNX
+def _categorical(estimator):
+    """Whether the estimator encodes categorical columns of its input itself."""
+    return len(getattr(estimator, "categorical_features_", ())) > 0
+
+
+def _string_columns(estimator):
+    """Indices of the categorical columns whose values are compared as strings."""
+    return {
+        int(j) for j, numbers in zip(estimator.categorical_features_, estimator._category_numbers)
+        if not numbers
+    }
+
+
+def _column_names(estimator):
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        return [f"x{j}" for j in range(estimator.n_features_in_)]
+    return [str(n) for n in names]
+
+
+def _column_types(estimator, X_sample):
+    """``[(name, skl2onnx type)]``: one ``(batch, 1)`` input per column of ``X``.
+
+    Numeric columns (and categorical columns that held numbers at fit) are
+    float32 where ``X_sample``'s column is float32, int64 where it holds
+    integers, double otherwise; categorical columns that held strings are
+    string tensors.
+    """
+    from skl2onnx.common.data_types import (
+        DoubleTensorType,
+        FloatTensorType,
+        Int64TensorType,
+        StringTensorType,
+    )
+
+    strings = _string_columns(estimator)
+    types_ = []
+    for j, name in enumerate(_column_names(estimator)):
+        if j in strings:
+            types_.append((name, StringTensorType([None, 1])))
+            continue
+        dtype = None
+        if isinstance(X_sample, pd.DataFrame):
+            dtype = X_sample.iloc[:, j].dtype
+            if isinstance(dtype, pd.CategoricalDtype):
+                dtype = dtype.categories.dtype
+        if dtype is not None and dtype == np.float32:
+            types_.append((name, FloatTensorType([None, 1])))
+        elif dtype is not None and np.dtype(dtype).kind in "iub":
+            types_.append((name, Int64TensorType([None, 1])))
+        else:
+            types_.append((name, DoubleTensorType([None, 1])))
+    return types_
+
+
+def _check_column_inputs(estimator, inputs):
+    from skl2onnx.common.data_types import StringTensorType
+
+    name = type(estimator).__name__
+    if len(inputs) != estimator.n_features_in_:
+        raise ValueError(
+            f"{name} encodes its categorical columns itself: its ONNX graph reads one "
+            f"input per column of X ({estimator.n_features_in_}), got {len(inputs)}."
+        )
+    strings = _string_columns(estimator)
+    for j, variable in enumerate(inputs):
+        is_string = isinstance(variable.type, StringTensorType)
+        if is_string != (j in strings):
+            expected = "strings" if j in strings else "numbers"
+            raise TypeError(
+                f"{name}: input {variable.onnx_name!r} (column {j}) must hold {expected}, "
+                f"got {variable.type}."
+            )
+
+
+def _encode_columns(scope, operator, container):
+    """ONNX nodes computing the estimator's float32 matrix from its raw columns.
+
+    As :func:`sklearn_mmoe._inputs.encode_frame`: the numeric columns cast
+    to float32, in their order, then per categorical column ``j`` its code:
+    ``i + 1`` for the category ``categories_[j][i]``, 0 for anything else
+    (unseen, rare or missing: NaN, or a string that is no category, e.g. "").
+    """
+    from onnx import TensorProto, helper
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    estimator = operator.raw_operator
+    categorical = estimator.categorical_features_.tolist()
+
+    def node(op_type, inputs, prefix, **attrs):
+        output = scope.get_unique_variable_name(prefix)
+        container.add_node(op_type, inputs, [output], name=scope.get_unique_operator_name(op_type),
+                           **attrs)
+        return output
+
+    def cast(variable, to):
+        return node("Cast", [variable.onnx_name], f"{variable.onnx_name}_cast", to=to)
+
+    numeric = [
+        v.onnx_name if isinstance(v.type, FloatTensorType) else cast(v, TensorProto.FLOAT)
+        for j, v in enumerate(operator.inputs) if j not in categorical
+    ]
+    codes = []
+    for j, categories in zip(categorical, estimator.categories_):
+        variable = operator.inputs[j]
+        values = np.arange(1, len(categories) + 1, dtype=np.int64)
+        if not len(categories):  # every category was rare: code 0 throughout
+            shape = node("Shape", [variable.onnx_name], "shape")
+            code = node("ConstantOfShape", [shape], "code",
+                        value=helper.make_tensor("zero", TensorProto.INT64, [1], [0]))
+        elif isinstance(variable.type, StringTensorType):
+            code = node("LabelEncoder", [variable.onnx_name], "code", op_domain="ai.onnx.ml",
+                        op_version=2, keys_strings=[str(c).encode("utf-8") for c in categories],
+                        values_int64s=values.tolist(), default_int64=0)
+        else:
+            code = _number_codes(scope, container, node, variable, j, categories)
+        codes.append(node("Cast", [code], "code_float", to=TensorProto.FLOAT))
+    return node("Concat", numeric + codes, "encoded", axis=1)
+
+
+def _number_codes(scope, container, node, variable, j, categories):
+    """Codes of a column whose categories are numbers, compared exactly as float64.
+
+    ai.onnx.ml's LabelEncoder looks up float32 keys (double keys need
+    ai.onnx.ml 4, which skl2onnx does not write yet): the looked-up
+    category is compared back with the float64 input, so that a value that
+    merely rounds to a category's float32 gets code 0, as in ``predict``.
+    """
+    from onnx import TensorProto
+
+    keys = np.asarray(categories, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        narrow = keys.astype(np.float32)
+    if len(np.unique(narrow)) < len(keys) or not np.isfinite(narrow).all():
+        raise ValueError(
+            f"Categorical column {j} ({variable.onnx_name!r}) has numeric categories that "
+            "are equal in float32 (or beyond its range), which ONNX's LabelEncoder cannot "
+            "tell apart; pass that column as strings at fit."
+        )
+    source = variable.onnx_name
+    if variable.type.to_onnx_type().tensor_type.elem_type != TensorProto.DOUBLE:
+        source = node("Cast", [source], f"{source}_double", to=TensorProto.DOUBLE)
+    looked_up = node(
+        "LabelEncoder", [node("Cast", [source], f"{source}_float", to=TensorProto.FLOAT)],
+        "code", op_domain="ai.onnx.ml", op_version=2, keys_floats=narrow.tolist(),
+        values_int64s=list(range(1, len(keys) + 1)), default_int64=0,
+    )
+    table = scope.get_unique_variable_name("categories")
+    container.add_initializer(table, TensorProto.DOUBLE, [len(keys) + 1], [np.nan, *keys.tolist()])
+    zero = scope.get_unique_variable_name("zero")
+    container.add_initializer(zero, TensorProto.INT64, [], [0])
+    exact = node("Equal", [node("Gather", [table, looked_up], "category"), source], "exact")
+    return node("Where", [exact, looked_up, zero], "code")
 
 
 def _convert(scope, operator, container):
@@ -406,11 +579,22 @@ def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None):
     """The fitted estimator's prediction as an ONNX graph.
 
     The graph has one input, ``"X"``: float32 features of shape
-    ``(batch, n_features)`` with a dynamic batch axis, and one output per
+    ``(batch, n_features)`` with a dynamic batch axis (for a model with
+    categorical columns: one input per column of ``X``, see below), and one output per
     entry of :func:`to_torch` (class probabilities per classification
     task, named after it; joint probabilities of a conditional task as
     ``"<name>_joint"``; regression predictions in the original units as
-    float64). It needs only ONNX Runtime to run. To include preprocessing,
+    float64). It needs only ONNX Runtime to run.
+
+    A model with categorical columns (``categorical_features_`` not empty)
+    gets one input per column of ``X``, named after it (``feature_names_in_``;
+    ``x0``, ``x1``, ... without names), of shape ``(batch, 1)``: a string
+    tensor for a categorical column that held strings at fit; for the other
+    columns float32, int64 or double as the column's dtype in ``X_sample``
+    (double without a sample). The graph maps each categorical value to its
+    code as ``predict`` does: ``i + 1`` for the category ``categories_[j][i]``
+    (numbers compared exactly, as float64), 0 for anything else, e.g. NaN or
+    an empty string for a missing value. To include preprocessing,
     convert the whole Pipeline with ``skl2onnx.to_onnx(pipeline, X)``
     instead, after importing this module.
 
@@ -420,8 +604,8 @@ def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None):
         Any estimator of :mod:`sklearn_mmoe`.
     X_sample : array-like of shape (n_samples, n_features), default=None
         Inputs like those the model will serve; checked against the fitted
-        estimator (number of columns, column names) and used as the
-        exporter's example input.
+        estimator (number of columns, column names); with categorical
+        columns, its column dtypes choose the input types.
     opset : int, default=None
         ONNX opset of the graph, at least :data:`MIN_OPSET`; default: the
         latest that skl2onnx has tested with ONNX Runtime.
@@ -440,7 +624,8 @@ def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None):
     sklearn.exceptions.NotFittedError
         If it is not fitted.
     ValueError
-        If ``opset`` is older than :data:`MIN_OPSET`.
+        If ``opset`` is older than :data:`MIN_OPSET`, or numeric categories of
+        a column are equal in float32 (the graph looks them up as float32).
     ImportError
         If onnx, onnxscript or skl2onnx are not installed.
 
@@ -472,14 +657,24 @@ def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None):
     from skl2onnx.common.data_types import FloatTensorType
 
     if X_sample is not None:
-        _validate_X(estimator, X_sample, reset=False)
+        estimator._encode_X(X_sample, reset=False)
     if opset is None:
         opset = skl2onnx.get_latest_tested_opset_version()
     _check_opset(opset)
     outputs = _outputs(estimator, task_names)
+    if _categorical(estimator):
+        initial_types = _column_types(estimator, X_sample)
+    else:
+        initial_types = [(_INPUT, FloatTensorType([None, estimator.n_features_in_]))]
+    clash = {name for name, _ in initial_types} & {name for name, _, _ in outputs}
+    if clash:
+        raise ValueError(
+            f"The output names {sorted(clash)} are also input (column) names; pass other "
+            "task_names."
+        )
     model = skl2onnx.convert_sklearn(
         estimator,
-        initial_types=[(_INPUT, FloatTensorType([None, estimator.n_features_in_]))],
+        initial_types=initial_types,
         final_types=[(name, kind) for (name, _, _), kind in zip(outputs, _output_types(outputs))],
         target_opset=opset,
     )

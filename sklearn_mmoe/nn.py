@@ -1074,6 +1074,13 @@ class TabularEmbedding(nn.Module):
         self.quantile = quantiles is not None
         if self.quantile:
             self._init_quantiles(quantiles)
+        # TorchScript compiles both branches of forward: the buffers of the
+        # encoding not in use exist too, empty (and not saved).
+        for name in ("bin_lower", "bin_width", "_keep", "quantile_lower", "quantile_width",
+                     "quantile_step", "quantile_first", "_encoded", "_order"):
+            if not hasattr(self, name):
+                dtype = torch.int64 if name.startswith("_") else torch.float32
+                self.register_buffer(name, torch.zeros(0, dtype=dtype), persistent=False)
         self.numeric_out_features = sum(widths) if self.piecewise_linear else self.n_numeric
         self.out_features = self.numeric_out_features + int(dims.sum())
         self.reset_parameters()
@@ -1150,7 +1157,7 @@ class TabularEmbedding(nn.Module):
         elif self.piecewise_linear:
             encoded = ((numeric.unsqueeze(-1) - self.bin_lower) / self.bin_width).clamp(0, 1)
             numeric = encoded.flatten(1).index_select(1, self._keep)
-        if not self.cardinalities:
+        if self.weight is None:  # no categorical column (a static check under TorchScript)
             return numeric
         codes = x[:, self.n_numeric:].long()[:, self._col]
         codes = torch.where((codes >= 0) & (codes < self._card), codes, 0)

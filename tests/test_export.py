@@ -274,3 +274,116 @@ def test_old_opset_in_a_pipeline():
     pipe.fit(X, np.column_stack([X[:, 0] > 0, np.where(X[:, 0] > 0, X[:, 1] > 0, np.nan)]))
     with pytest.raises(ValueError, match="opset=15 is too old"):
         skl2onnx.to_onnx(pipe, X[:1].astype(np.float32), target_opset=15)
+
+
+# ------------------------------------------------------- categorical columns
+def _categorical_frame(n, rng):
+    """A category column, a string column, numbers as categories and numeric columns."""
+    return pd.DataFrame(
+        {
+            "age": rng.uniform(18, 90, size=n),
+            "color": pd.Categorical(rng.choice(["red", "green", "blue"], size=n)),
+            "city": rng.choice(["paris", "lyon", "nice", "rome"], size=n).astype(object),
+            "visits": rng.randint(0, 20, size=n),
+            "plan": rng.choice([1.5, 2.0, 7.0], size=n),
+        }
+    )
+
+
+def _with_unknowns(X):
+    """Unseen and missing values in every categorical column."""
+    X = X.copy()
+    X["color"] = X["color"].cat.add_categories(["pink"])
+    X.loc[0, "color"], X.loc[1, "color"] = "pink", np.nan
+    X.loc[2, "city"], X.loc[3, "city"] = "oslo", None
+    X.loc[4, "plan"], X.loc[5, "plan"] = np.nan, 3.0
+    X.loc[6, "plan"] = 2.0 + 1e-12  # rounds to a category in float32, is none
+    return X
+
+
+def _feeds(session, X):
+    """The graph's inputs from a DataFrame: one column each, missing strings as ""."""
+    feeds = {}
+    for node in session.get_inputs():
+        column = X[node.name]
+        if node.type == "tensor(string)":
+            values = column.astype(object).where(column.notna(), "").astype(str).to_numpy()
+        else:
+            dtype = {"tensor(double)": np.float64, "tensor(int64)": np.int64}[node.type]
+            values = column.to_numpy(dtype=dtype, na_value=np.nan)
+        feeds[node.name] = values.reshape(-1, 1)
+    return feeds
+
+
+@pytest.fixture(scope="module")
+def categorical():
+    rng = np.random.RandomState(2)
+    X = _categorical_frame(400, rng)
+    Y = np.column_stack([
+        (X["age"] < 40) | (X["city"] == "paris"), (X["color"] == "red") ^ (X["plan"] > 2),
+    ]).astype(float)
+    est = MMoEClassifier(categorical_features=["color", "city", "plan"], **MOE).fit(X, Y)
+    return est, _with_unknowns(_categorical_frame(1_000, rng))
+
+
+def test_onnx_graph_encodes_categorical_columns_like_predict(categorical):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("skl2onnx")
+    est, X_test = categorical
+    assert list(est.categorical_features_) == [1, 2, 4]
+    model = to_onnx(est, X_test[:5])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert [(node.name, node.type) for node in session.get_inputs()] == [
+        ("age", "tensor(double)"), ("color", "tensor(string)"), ("city", "tensor(string)"),
+        ("visits", "tensor(int64)"), ("plan", "tensor(double)"),
+    ]
+    # the rows made unknown get code 0 (columns: age, visits, then the codes)
+    encoded = est._encode_X(X_test, reset=False)
+    column = {"color": 2, "city": 3, "plan": 4}
+    for row, name in enumerate(["color", "color", "city", "city", "plan", "plan", "plan"]):
+        assert encoded[row, column[name]] == 0
+    known = X_test[6:7].assign(plan=2.0)  # and code 0 changes the prediction
+    assert np.abs(est.predict_proba(known)[1] - est.predict_proba(X_test[6:7])[1]).max() > 1e-4
+    for rows in (X_test[:1], X_test[1:2], X_test):
+        for got, want in zip(session.run(None, _feeds(session, rows)), est.predict_proba(rows)):
+            np.testing.assert_allclose(got, want, rtol=0, atol=ATOL)
+    # to_torch reads the encoded matrix: numeric columns, then the codes
+    module = to_torch(est)
+    with torch.no_grad():
+        outputs = module(torch.from_numpy(encoded))
+    for got, want in zip(outputs, est.predict_proba(X_test)):
+        np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=ATOL)
+
+
+def test_skl2onnx_converts_a_pipeline_on_raw_categorical_columns():
+    ort = pytest.importorskip("onnxruntime")
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    rng = np.random.RandomState(3)
+    # skl2onnx guesses a string input for an object column (not for a category dtype)
+    X = _categorical_frame(300, rng).assign(color=lambda d: d["color"].astype(object))
+    Y = np.column_stack([X["age"] < 40, X["city"] == "paris"]).astype(float)
+    est = MMoEClassifier(categorical_features=["color", "city", "plan"], **MOE)
+    pipe = make_pipeline(est).fit(X, Y)
+    model = skl2onnx.to_onnx(pipe, X[:1])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    X_test = _with_unknowns(_categorical_frame(200, rng))
+    for got, want in zip(session.run(None, _feeds(session, X_test)), pipe.predict_proba(X_test)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=ATOL)
+    # one matrix, or a number where a string column is expected: clear errors
+    with pytest.raises(ValueError, match="one input per column of X \\(5\\), got 1"):
+        skl2onnx.convert_sklearn(est, initial_types=[("X", FloatTensorType([None, 5]))])
+    types = [(c, DoubleTensorType([None, 1])) for c in X.columns]
+    with pytest.raises(TypeError, match="input 'color' \\(column 1\\) must hold strings"):
+        skl2onnx.convert_sklearn(est, initial_types=types)
+
+
+def test_numeric_categories_equal_in_float32_are_refused():
+    pytest.importorskip("skl2onnx")
+    rng = np.random.RandomState(4)
+    X = pd.DataFrame({"x": rng.normal(size=60), "code": np.repeat([1.0, 1.0 + 1e-12, 2.0], 20)})
+    est = MMoEClassifier(categorical_features=["code"], **MOE).fit(X, rng.randint(0, 2, (60, 2)))
+    assert len(est.categories_[0]) == 3
+    with pytest.raises(ValueError, match="column 1 \\('code'\\) has numeric categories that are equal"):
+        to_onnx(est, X)
