@@ -285,3 +285,25 @@ def test_the_monitored_loss_is_esmms_whatever_the_objective(objective):
     assert not torch.equal(loss.per_task(logits, target, weight), plain.per_task(logits, target, weight))
     losses = loss.per_task(logits, target, weight)
     assert torch.equal(loss.monitored(logits, target, weight, losses), plain(logits[:, :2], target, weight))
+
+
+@pytest.mark.parametrize("objective", ["ips", "dr"])
+def test_export_serves_the_tasks_and_leaves_the_imputation_head_out(objective):
+    ort = pytest.importorskip("onnxruntime")
+    from sklearn_mmoe.export import to_onnx, to_torch
+
+    X, Y = _clicks(n=600)
+    X = X.astype(np.float32)
+    model = ESMMClassifier(
+        cvr_objective=objective, bottom_hidden_sizes=(8,), max_epochs=2, random_state=0
+    ).fit(X, Y)
+    expected = [*model.predict_proba(X), model.predict_joint_proba(X)[1]]
+    served = to_torch(model)
+    assert served.output_names == ["task0", "task1", "task1_joint"]
+    for got, want in zip(served(torch.from_numpy(X)), expected):
+        np.testing.assert_allclose(got.detach().numpy(), want, atol=1e-5)
+    session = ort.InferenceSession(to_onnx(model, X[:1]).SerializeToString())
+    outputs = session.run(None, {session.get_inputs()[0].name: X})
+    assert len(outputs) == 3
+    for got, want in zip(outputs, expected):
+        np.testing.assert_allclose(got, want, atol=1e-5)
