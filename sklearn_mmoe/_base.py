@@ -41,7 +41,13 @@ from skorch.helper import predefined_split
 from skorch.history import History
 
 from . import _inputs, _random
-from ._data import BatchIterator, MultiTaskDataset, as_float32_rows, predict_logits
+from ._data import (
+    FLOAT32_RANGE_MESSAGE,
+    BatchIterator,
+    MultiTaskDataset,
+    as_float32_rows,
+    predict_logits,
+)
 from ._labels import nullable_as_object
 from ._targets import class_weight_factors, classification_task, decode, encode_targets, joint
 from ._version import __version__
@@ -110,10 +116,7 @@ def _validate_X(estimator, X, reset, check_range=True):
     if X.dtype == np.float64 and values.size and (
         values.max() > _FLOAT32_MAX or values.min() < -_FLOAT32_MAX
     ):
-        raise ValueError(
-            f"X contains values beyond the float32 range (|x| > {_FLOAT32_MAX:.3g}), "
-            "which the network computes in; rescale X."
-        )
+        raise ValueError(FLOAT32_RANGE_MESSAGE)
     return X
 
 
@@ -847,8 +850,8 @@ default=None
         if len(getattr(self, "categorical_features_", ())) == 0:
             # predict: inference_chunks casts and range-checks float64 per chunk
             X = _validate_X(self, X, reset, check_range=reset)
-            if reset:
-                self.n_categories_, self.embedding_dims_ = [], []
+            if reset:  # no categorical column: the same attributes, empty
+                self.categories_, self.n_categories_, self.embedding_dims_ = [], [], []
         else:
             with _argument("X"):
                 X = _inputs.encode_frame(self, X, reset)

@@ -135,6 +135,13 @@ class BatchIterator:
             yield self.dataset.batch(index)
 
 
+#: The error for inputs the network's float32 arithmetic cannot hold.
+FLOAT32_RANGE_MESSAGE = (
+    f"X contains values beyond the float32 range (|x| > {np.finfo(np.float32).max:.3g}), "
+    "which the network computes in; rescale X."
+)
+
+
 def _float32_chunk(X, index, device):
     """Rows ``index`` of a float64 array, cast to float32 one chunk at a time.
 
@@ -145,10 +152,7 @@ def _float32_chunk(X, index, device):
     with np.errstate(over="ignore"):  # reported below, as a ValueError
         chunk = torch.from_numpy(np.ascontiguousarray(X[index], dtype=np.float32))
     if not torch.isfinite(chunk).all():
-        raise ValueError(
-            f"X contains values beyond the float32 range (|x| > {np.finfo(np.float32).max:.3g}), "
-            "which the network computes in; rescale X."
-        )
+        raise ValueError(FLOAT32_RANGE_MESSAGE)
     return chunk.to(device, non_blocking=True)
 
 
