@@ -4,8 +4,11 @@ A default ``MMoEClassifier`` (8 experts of 64 units, towers of 16 units) is
 fitted for one epoch on the first ``--fit-rows`` (20,000) rows of
 Census-Income (KDD) group 1, one-hot encoded to 486 float32 columns as in
 ``bench_fit.py`` (the weights do not matter for latency). It is exported
-with :func:`sklearn_mmoe.export.to_onnx` and, interleaving the variants in
-passes, the script times calls on 1 row and on 1,000 rows (held-out rows):
+with :func:`sklearn_mmoe.export.to_onnx` and the script times calls on 1 row
+and on 1,000 rows (held-out rows). Each pass times a block of consecutive
+calls per variant (after a few untimed ones), as a service makes them: calls
+interleaved across runtimes would time each runtime against the other's
+still-spinning thread pool and the cache it evicted. The variants:
 
 * ``onnxruntime``: ``session.run`` on the float32 rows (CPU provider,
   ``--threads`` intra-op threads, the graph optimised by ONNX Runtime);
@@ -50,6 +53,7 @@ from sklearn_mmoe import MMoEClassifier
 from sklearn_mmoe.export import to_onnx, to_torch
 
 SIZES = (1, 1000)
+WARM_CALLS = 10  # untimed calls before each timed block
 
 
 def plain_proba(module, x):
@@ -111,8 +115,13 @@ def main(argv=None):
         with p:
             for k in times:
                 times[k].append([])
-            for _ in range(args.calls):
-                for key, fn in variants.items():
+            # A block of consecutive calls per variant, as a service makes them:
+            # interleaving runtimes would time each one against the other's
+            # spinning thread pool and the cache lines it evicted.
+            for key, fn in variants.items():
+                for _ in range(WARM_CALLS):
+                    fn()
+                for _ in range(args.calls):
                     start = time.perf_counter()
                     fn()
                     times[key][-1].append(time.perf_counter() - start)
