@@ -469,6 +469,10 @@ class _EpochWeights(Callback):
 #: With ``early_stopping="auto"``, early stopping is on above this many
 #: training rows (HistGradientBoosting's rule).
 AUTO_EARLY_STOPPING_ROWS = 10_000
+# numeric_encoding="periodic": frequencies, embedding width and initial frequency scale
+PERIODIC = (16, 16, 3.0)
+# numeric_encoding="auto" embeds at most this many numeric columns periodically
+AUTO_PERIODIC_COLUMNS = 64
 
 
 def _validation_split(observed, fraction, seed):
@@ -654,7 +658,7 @@ class _BaseMultiTask(MultiOutputMixin, BaseEstimator):
             None,
         ],
         "max_categories": [Interval(Integral, 2, None, closed="left"), None],
-        "numeric_encoding": [StrOptions({"auto", "quantile", "piecewise_linear"}), None],
+        "numeric_encoding": [StrOptions({"auto", "quantile", "piecewise_linear", "periodic"}), None],
         "n_bins": [Interval(Integral, 2, None, closed="left")],
         "task_weights": ["array-like", None],
         "loss_weighting": [None, StrOptions(set(_WEIGHTING_NAMES)), LossWeighting],
@@ -862,16 +866,19 @@ default=None
         n_numeric = X.shape[1] - len(self.categorical_features_)
         encoding = self.numeric_encoding
         if encoding == "auto":
-            encoding = None if sp.issparse(X) else "quantile"
+            encoding = None if sp.issparse(X) else "periodic"
         if not n_numeric:
             encoding = None
-        self.numeric_encoding_ = encoding
         self._bin_edges = self._quantiles = None
         numeric = X[:, :n_numeric]
         if encoding == "piecewise_linear":
             self._bin_edges = _inputs.piecewise_linear_edges(numeric, self.n_bins, sample_weight)
-        elif encoding == "quantile":
+        elif encoding in ("quantile", "periodic"):
             self._quantiles = _inputs.normal_quantiles(numeric, sample_weight=sample_weight)
+            n_encoded = sum(q is not None for q in self._quantiles)
+            if self.numeric_encoding == "auto" and n_encoded > AUTO_PERIODIC_COLUMNS:
+                encoding = "quantile"
+        self.numeric_encoding_ = encoding
 
     def _embedding_kwargs(self):
         """Keyword arguments of the input embedding, or None when there is none."""
@@ -885,6 +892,7 @@ default=None
             cardinalities=list(self.n_categories_),
             embedding_dims=list(self.embedding_dims_),
             bin_edges=None if edges is None else [e.tolist() for e in edges],
+            periodic=PERIODIC if self.numeric_encoding_ == "periodic" and quantiles else None,
             quantiles=None if quantiles is None else [
                 None if q is None else (q[0].tolist(), q[1].tolist()) for q in quantiles
             ],

@@ -117,20 +117,28 @@ max_categories : int or None, default=None
     distinct values raises a ``ValueError`` unless this or
     ``min_frequency`` caps it.
 
-numeric_encoding : {"auto", "quantile", "piecewise_linear"} or None, default="auto"
+numeric_encoding : {"auto", "periodic", "quantile", "piecewise_linear"} or None, \
+default="auto"
     How numeric columns enter the network (a column holding only 0 and 1
     always stays itself). "quantile": each column is mapped to a standard
     normal through its training distribution (128 quantiles, as
     :class:`~sklearn.preprocessing.QuantileTransformer` with
     ``output_distribution="normal"`` does, inside the network): raw columns
     of any scale work, heavy tails and outliers stay bounded.
+    "periodic": the normal scores of "quantile", then each column gets its
+    own small embedding (Gorishniy et al., NeurIPS 2022, "PLR"):
+    ``relu(W_f [cos(2 pi c_f z), sin(2 pi c_f z)] + b_f)`` with 16 trained
+    frequencies ``c_f`` (drawn from N(0, 3^2)) and 16 output units per
+    column, so that the network can follow sharp, non-monotone responses
+    to a single column (thresholds, spikes) as gradient boosting does.
     "piecewise_linear": each column becomes ``n_bins`` values, its
-    piecewise-linear encoding over quantile bins (Gorishniy et al., NeurIPS
-    2022; see :class:`~sklearn_mmoe.nn.TabularEmbedding`): the next layer
-    learns a piecewise-linear function of the column, which helps where the
-    target jumps with the value and can overfit smooth relations on small
-    data. None: the values as given (scale them in the Pipeline). "auto":
-    "quantile" for dense X, None for sparse X.
+    piecewise-linear encoding over quantile bins (Gorishniy et al.; see
+    :class:`~sklearn_mmoe.nn.TabularEmbedding`): the next layer learns a
+    piecewise-linear function of the column. None: the values as given
+    (scale them in the Pipeline). "auto": "periodic" for dense X with at
+    most 64 numeric columns to encode, "quantile" for wider dense X (16
+    values per column would make the first layer too wide), None for sparse
+    X.
 
 n_bins : int, default=16
     Quantile bins per numeric column for ``numeric_encoding="piecewise_linear"``
@@ -303,7 +311,7 @@ n_categories_ : list of int
 embedding_dims_ : list of int
     Embedding width of each categorical column.
 
-numeric_encoding_ : "quantile", "piecewise_linear" or None
+numeric_encoding_ : "periodic", "quantile", "piecewise_linear" or None
     The numeric encoding in use.
 
 n_features_in_ : int

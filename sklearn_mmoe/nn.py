@@ -1026,10 +1026,12 @@ class TabularEmbedding(nn.Module):
     """
 
     def __init__(self, n_numeric, cardinalities=(), embedding_dims=(), bin_edges=None,
-                 quantiles=None):
+                 quantiles=None, periodic=None):
         super().__init__()
         if bin_edges is not None and quantiles is not None:
             raise ValueError("Give bin_edges or quantiles, not both.")
+        if periodic is not None and quantiles is None:
+            raise ValueError("periodic embeddings read the normal scores: give quantiles too.")
         self.n_numeric = int(n_numeric)
         self.cardinalities = tuple(int(c) for c in cardinalities)
         self.embedding_dims = tuple(int(d) for d in embedding_dims)
@@ -1072,16 +1074,26 @@ class TabularEmbedding(nn.Module):
             self.register_buffer("_keep", torch.as_tensor(np.array(keep, dtype=np.int64)),
                                  persistent=False)
         self.quantile = quantiles is not None
+        self.periodic = periodic is not None
         if self.quantile:
             self._init_quantiles(quantiles)
+        if self.periodic:
+            self._init_periodic(*periodic)
+            n_encoded = len(self._encoded_columns)
+            widths = [self.n_numeric - n_encoded, n_encoded * self.periodic_dim]
         # TorchScript compiles both branches of forward: the buffers of the
         # encoding not in use exist too, empty (and not saved).
         for name in ("bin_lower", "bin_width", "_keep", "quantile_lower", "quantile_width",
-                     "quantile_step", "quantile_first", "_encoded", "_order"):
+                     "quantile_step", "quantile_first", "_encoded", "_order", "_passthrough"):
             if not hasattr(self, name):
                 dtype = torch.int64 if name.startswith("_") else torch.float32
                 self.register_buffer(name, torch.zeros(0, dtype=dtype), persistent=False)
-        self.numeric_out_features = sum(widths) if self.piecewise_linear else self.n_numeric
+        for name in ("frequencies", "periodic_weight", "periodic_bias"):
+            if not hasattr(self, name):  # TorchScript: the attribute exists, unused
+                setattr(self, name, None)
+        self.numeric_out_features = (
+            sum(widths) if self.piecewise_linear or self.periodic else self.n_numeric
+        )
         self.out_features = self.numeric_out_features + int(dims.sum())
         self.reset_parameters()
 
@@ -1089,6 +1101,7 @@ class TabularEmbedding(nn.Module):
         if len(quantiles) != self.n_numeric:
             raise ValueError("quantiles must give one pair (or None) per numeric column.")
         encoded = [f for f, q in enumerate(quantiles) if q is not None]
+        self._encoded_columns = encoded
         pairs = [tuple(np.asarray(v, dtype=np.float64).reshape(-1) for v in quantiles[f])
                  for f in encoded]
         size = max([len(v) for v, _ in pairs] + [2])
@@ -1118,6 +1131,29 @@ class TabularEmbedding(nn.Module):
         order[encoded] = self.n_numeric + np.arange(len(encoded))
         self.register_buffer("_order", torch.as_tensor(order), persistent=False)
 
+    def _init_periodic(self, n_frequencies, dim, scale):
+        n_encoded = len(self._encoded_columns)
+        self.periodic_dim, self.periodic_scale = int(dim), float(scale)
+        self.frequencies = nn.Parameter(torch.empty(n_encoded, int(n_frequencies)))
+        self.periodic_weight = nn.Parameter(torch.empty(n_encoded, 2 * int(n_frequencies), self.periodic_dim))
+        self.periodic_bias = nn.Parameter(torch.empty(n_encoded, self.periodic_dim))
+        passthrough = np.setdiff1d(np.arange(self.n_numeric), self._encoded_columns)
+        self.register_buffer("_passthrough", torch.as_tensor(passthrough.astype(np.int64)),
+                             persistent=False)
+
+    def _periodic(self, numeric):
+        """Periodic embeddings of the normal scores (Gorishniy et al., NeurIPS 2022, "PLR").
+
+        Score ``z`` of column ``f`` becomes ``relu(W_f [cos(2 pi c_f z), sin(2 pi c_f z)] + b_f)``,
+        with trained frequencies ``c_f`` and a linear layer per column: each
+        numeric column gets its own small non-linear embedding.
+        """
+        v = (2 * math.pi) * self._scores(numeric).unsqueeze(-1) * self.frequencies
+        features = torch.cat([torch.cos(v), torch.sin(v)], dim=-1)
+        embedded = torch.relu(torch.einsum("bfk,fkd->bfd", features, self.periodic_weight)
+                              + self.periodic_bias)
+        return torch.cat([numeric.index_select(1, self._passthrough), embedded.flatten(1)], dim=1)
+
     def _normal_scores(self, numeric):
         """Normal scores of the encoded columns, piecewise linear between quantiles.
 
@@ -1125,13 +1161,23 @@ class TabularEmbedding(nn.Module):
         elementwise operations only (no search, no inverse error function), so
         the graph exports to ONNX and TorchScript as it is.
         """
+        return torch.cat([numeric, self._scores(numeric)], dim=1).index_select(1, self._order)
+
+    def _scores(self, numeric):
+        """The normal scores of the encoded columns, shape ``(batch, n_encoded)``."""
         x = numeric.index_select(1, self._encoded).unsqueeze(-1)
         t = ((x - self.quantile_lower) / self.quantile_width).clamp(0, 1)
-        z = self.quantile_first + (t * self.quantile_step).sum(-1)
-        return torch.cat([numeric, z], dim=1).index_select(1, self._order)
+        return self.quantile_first + (t * self.quantile_step).sum(-1)
 
     def reset_parameters(self):
         """Uniform in +-1/sqrt(width) per table, row 0 (unknown) at zero."""
+        if self.periodic:
+            with torch.no_grad():
+                g = _random.generator()
+                self.frequencies.normal_(0.0, self.periodic_scale, generator=g)
+                bound = 1 / math.sqrt(self.periodic_weight.shape[1])
+                self.periodic_weight.uniform_(-bound, bound, generator=g)
+                self.periodic_bias.uniform_(-bound, bound, generator=g)
         if self.weight is None:
             return
         with torch.no_grad():
@@ -1152,7 +1198,9 @@ class TabularEmbedding(nn.Module):
 
     def forward(self, x):
         numeric = x[:, : self.n_numeric]
-        if self.quantile:
+        if self.periodic:
+            numeric = self._periodic(numeric)
+        elif self.quantile:
             numeric = self._normal_scores(numeric)
         elif self.piecewise_linear:
             encoded = ((numeric.unsqueeze(-1) - self.bin_lower) / self.bin_width).clamp(0, 1)

@@ -74,6 +74,25 @@ def test_piecewise_linear_encoding_matches_the_definition():
         TabularEmbedding(n_numeric=1, bin_edges=[[0.0, 0.0, 1.0]])
 
 
+def test_periodic_embedding_gives_each_numeric_column_its_own_embedding():
+    quantiles = [(np.linspace(-3, 3, 7), np.linspace(0, 1, 7)), None,
+                 (np.array([0.0, 1.0, 9.0]), np.array([0.0, 0.5, 1.0]))]
+    emb = TabularEmbedding(n_numeric=3, cardinalities=[4], embedding_dims=[2],
+                           quantiles=quantiles, periodic=(8, 5, 1.0))
+    # the 0/1 column passes through, each encoded column becomes 5 values, then the table
+    assert emb.out_features == 1 + 2 * 5 + 2
+    x = torch.tensor([[0.3, 1.0, 4.0, 2.0], [0.3, 0.0, 7.0, 1.0]], requires_grad=True)
+    out = emb(x)
+    assert torch.equal(out[:, 0], x[:, 1])
+    # the block of column 0 reads column 0 only: equal inputs, equal embeddings
+    assert torch.equal(out[0, 1:6], out[1, 1:6]) and not torch.equal(out[0, 6:11], out[1, 6:11])
+    out[:, 1:6].sum().backward()
+    assert x.grad[:, 0].abs().sum() > 0 and x.grad[:, 1:].abs().sum() == 0
+    assert emb.periodic_weight.grad[1].abs().sum() == 0  # column 2's layer untouched
+    with pytest.raises(ValueError, match="give quantiles too"):
+        TabularEmbedding(n_numeric=1, periodic=(8, 5, 1.0))
+
+
 def test_embedded_network_shares_the_embedding_between_tasks():
     net = EmbeddedNetwork(MMoE, n_features=2, n_outputs=[1, 1], n_experts=2,
                           embedding=dict(n_numeric=1, cardinalities=[3], embedding_dims=[2]))
@@ -90,7 +109,7 @@ def test_dataframe_with_categories_fits_without_encoders_and_learns_them():
     assert model.categorical_features_.tolist() == [0, 3]
     assert model.categories_[0].tolist() == ["lima", "oslo", "paris", "rome"]
     assert model.n_categories_ == [5, 3] and model.embedding_dims_ == [4, 3]
-    assert model.numeric_encoding_ == "quantile"
+    assert model.numeric_encoding_ == "periodic"
     assert list(model.feature_names_in_) == ["city", "gain", "noise", "kind"]
     X_test, Y_test = _frame(seed=1)
     assert (model.predict(X_test) == Y_test).mean() > 0.95
@@ -211,6 +230,21 @@ def test_sparse_input_is_unchanged_and_never_encoded():
         _fit(X, Y, categorical_features=[0], max_epochs=1)
 
 
+def test_auto_numeric_encoding_embeds_periodically_up_to_64_columns():
+    rng = np.random.RandomState(0)
+    Y = rng.randint(0, 2, size=(300, 2))
+    # 64 numeric columns plus 0/1 columns (which pass through and do not count)
+    X = np.hstack([rng.randn(300, 64), rng.randint(0, 2, size=(300, 30))])
+    model = _fit(X, Y, max_epochs=1)
+    assert model.numeric_encoding_ == "periodic"
+    assert model.net_.module_.embedding.out_features == 64 * 16 + 30
+    model = _fit(np.hstack([X, rng.randn(300, 1)]), Y, max_epochs=1)
+    assert model.numeric_encoding_ == "quantile"
+    # asked for explicitly, any width
+    model = _fit(np.hstack([X, rng.randn(300, 1)]), Y, max_epochs=1, numeric_encoding="periodic")
+    assert model.numeric_encoding_ == "periodic"
+
+
 def test_numeric_encoding_none_reads_raw_values():
     X, Y = _frame()
     model = _fit(X[["noise", "gain"]], Y, numeric_encoding=None, max_epochs=1)
@@ -223,11 +257,12 @@ def test_heavy_tailed_column_is_learned_with_either_numeric_encoding():
     X = np.column_stack([gain, rng.randn(2000)])
     Y = np.column_stack([(gain > 400) & (gain < 5000), rng.rand(2000) > 0.5]).astype(int)
     acc = {}
-    for encoding in (None, "quantile", "piecewise_linear"):
+    encodings = ("quantile", "piecewise_linear", "periodic")
+    for encoding in (None, *encodings):
         model = _fit(X, Y, numeric_encoding=encoding, max_epochs=40, learning_rate=3e-3)
         acc[encoding] = (model.predict(X)[:, 0] == Y[:, 0]).mean()
-    assert min(acc["quantile"], acc["piecewise_linear"]) > 0.97
-    assert min(acc["quantile"], acc["piecewise_linear"]) > acc[None] + 0.1
+    assert min(acc[e] for e in encodings) > 0.97
+    assert min(acc[e] for e in encodings) > acc[None] + 0.1
 
 
 def test_quantile_encoding_matches_scikit_learns_quantile_transformer():
@@ -235,7 +270,8 @@ def test_quantile_encoding_matches_scikit_learns_quantile_transformer():
 
     rng = np.random.RandomState(0)
     X = np.column_stack([rng.lognormal(3, 2, 3000), rng.randint(0, 2, 3000), rng.randn(3000)])
-    model = _fit(X, np.column_stack([X[:, 0] > 20, X[:, 2] > 0]).astype(int), max_epochs=1)
+    model = _fit(X, np.column_stack([X[:, 0] > 20, X[:, 2] > 0]).astype(int), max_epochs=1,
+                 numeric_encoding="quantile")
     assert model._quantiles[1] is None  # a 0/1 column passes through
     z = model.net_.module_.embedding(torch.from_numpy(X.astype(np.float32))).detach().numpy()
     reference = QuantileTransformer(output_distribution="normal", random_state=0).fit_transform(X)
