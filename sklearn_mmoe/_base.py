@@ -45,7 +45,6 @@ from .nn import ACTIVATIONS
 from .weighting import _NAMES as _WEIGHTING_NAMES
 from .weighting import LossWeighting, make_weighting
 
-_SIZES = ["array-like", Interval(Integral, 1, None, closed="left")]
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Task weights above this make float32 losses overflow (a loss of 1e20 at most).
 _MAX_TASK_WEIGHT = 1e18
@@ -150,17 +149,6 @@ def _store_params(estimator, arguments):
     """
     for name in type(estimator)._get_param_names():
         setattr(estimator, name, arguments[name])
-
-
-def _check_sizes(value, name, allow_empty):
-    """Layer sizes as a tuple of positive ints, or a ValueError naming ``name``."""
-    sizes = (value,) if isinstance(value, Integral) else tuple(value)
-    if not all(isinstance(s, Integral) and not isinstance(s, bool) for s in sizes):
-        raise TypeError(f"{name} must be a sequence of ints, got {value!r}.")
-    if any(s < 1 for s in sizes) or (not sizes and not allow_empty):
-        need = "" if allow_empty else "a non-empty "
-        raise ValueError(f"{name} must be {need}sequence of positive ints, got {value!r}.")
-    return tuple(int(s) for s in sizes)
 
 
 def _curve(history, key):

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import ClassifierTags
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import type_of_target
 
+from ._architectures import ALL_PARAMS, ARCHITECTURES
 from ._base import (
     _CLASS_WEIGHT_CONSTRAINT,
     _LogProbaMixin,
@@ -22,14 +22,7 @@ from ._base import (
     _store_params,
 )
 from ._docs import PARAMS, build_docstring
-from ._estimators import (
-    _SB_PARAMS,
-    ARCHITECTURE_PARAMS,
-    ARCHITECTURES,
-    _Architecture,
-    _constraints,
-    _SharedBottomBase,
-)
+from ._estimators import _Architecture, _constraints, _SharedBottomBase
 from ._labels import as_labels
 from ._targets import KINDS, joint
 from .metrics import (
@@ -91,15 +84,12 @@ class _JointProbaMixin:
         return self._unwrap(self._probas(joint(self._outputs(X), self._tasks)))
 
 
-# Every architecture parameter, in first-use order, and which architectures use it.
-_ALL_PARAMS = list(dict.fromkeys(p for names in ARCHITECTURE_PARAMS.values() for p in names))
-_USED_BY = {
-    p: [a for a, names in ARCHITECTURE_PARAMS.items() if p in names] for p in _ALL_PARAMS
-}
+# Which architectures use each architecture parameter.
+_USED_BY = {p: [a.name for a in ARCHITECTURES.values() if p in a.params] for p in ALL_PARAMS}
 
 
-_ARCHITECTURE_PARAM = """architecture : {"shared_bottom", "omoe", "mmoe", "cgc", "ple", "single_task", \
-"l2_constrained", "cross_stitch", "tensor_factorization"}, default="mmoe"
+_ARCHITECTURE_PARAM = "architecture : {" + ", ".join(f'"{a}"' for a in ARCHITECTURES) + """}, \
+default="mmoe"
     The network: Shared-Bottom, OMoE, MMoE, CGC, PLE, or one of the MMoE
     paper's baselines (see the per-architecture estimators). Parameters that
     the architecture does not use are ignored."""
@@ -126,7 +116,7 @@ _CONDITIONAL_PARAM = """conditional_tasks : dict {int: int}, default=None
 
 class MultiTaskEstimator(_JointProbaMixin, _LogProbaMixin, _Architecture):
     _parameter_constraints = {
-        **_constraints(_ALL_PARAMS),
+        **_constraints(ALL_PARAMS),
         "architecture": [StrOptions(set(ARCHITECTURES))],
         "task_types": ["array-like", None],
         "conditional_tasks": [dict, None],
@@ -153,7 +143,7 @@ and R^2 (regression) on observed labels.""",
             _CONDITIONAL_PARAM,
             PARAMS["class_weight"] + "\n    A regression task's entry must be None.",
             *(PARAMS[p] for p in _CVR_PARAMS),
-            *(f"{PARAMS[p]}\n    Used by: {', '.join(_USED_BY[p])}." for p in _ALL_PARAMS),
+            *(f"{PARAMS[p]}\n    Used by: {', '.join(_USED_BY[p])}." for p in ALL_PARAMS),
         ],
         """>>> import numpy as np
 >>> from sklearn_mmoe import MultiTaskEstimator
@@ -391,7 +381,7 @@ Shared-Bottom network with task 1 conditional on task 0; for ESMM on
 another architecture use ``MultiTaskEstimator(architecture=...,
 conditional_tasks={1: 0})``.""",
         "esmm",
-        [*_CVR_PARAMS, *_SB_PARAMS],
+        [*_CVR_PARAMS, *ARCHITECTURES["shared_bottom"].params],
         """>>> import numpy as np
 >>> from sklearn_mmoe import ESMMClassifier
 >>> rng = np.random.RandomState(0)
