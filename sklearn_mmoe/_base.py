@@ -32,7 +32,7 @@ from sklearn.utils._param_validation import (
     RealNotInt,
     StrOptions,
 )
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _inputs
 from ._data import FLOAT32_RANGE_MESSAGE, predict_logits
@@ -40,7 +40,7 @@ from ._labels import nullable_as_object
 from ._persistence import _PersistenceMixin
 from ._targets import class_weight_factors, classification_task, decode, encode_targets
 from ._training import OPTIMIZERS, _NetSnapshot, _TrainingMixin
-from .metrics import _METRICS, masked_accuracy_score, masked_r2_score
+from .metrics import _METRICS, _check_sample_weight, masked_accuracy_score, masked_r2_score
 from .nn import ACTIVATIONS
 from .weighting import _NAMES as _WEIGHTING_NAMES
 from .weighting import LossWeighting, make_weighting
@@ -94,29 +94,15 @@ def _sample_weight_per_task(sample_weight, X, n_tasks):
     weight per row and task.
     """
     n_samples = X.shape[0]
-    with _argument("sample_weight"):  # np.asarray: np.ndim calls __array_function__
-        ndim = 0 if sample_weight is None else np.asarray(sample_weight).ndim
-    if ndim < 2:
-        with _argument("sample_weight"):
-            weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
-        return np.broadcast_to(weight[:, None], (n_samples, n_tasks))
-    expected = f"({n_samples},) or ({n_samples}, {n_tasks})"
-    if ndim > 2:
-        raise ValueError(
-            f"sample_weight must have shape {expected} (a weight per row, or per row "
-            f"and task), got {np.asarray(sample_weight).shape}."
-        )
     with _argument("sample_weight"):
-        weight = check_array(sample_weight, input_name="sample_weight", dtype=np.float64)
-    if weight.shape != (n_samples, n_tasks):
-        raise ValueError(
-            f"sample_weight must have shape {expected} (a weight per row, or per row "
-            f"and task), got {weight.shape}."
-        )
-    if (weight < 0).any():
-        raise ValueError("sample_weight must be non-negative.")
+        if sample_weight is None:
+            weight = np.ones(n_samples)
+        else:
+            if np.ndim(np.asarray(sample_weight, dtype=object)) == 0:  # a scalar: every row
+                sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
+            weight = _check_sample_weight(sample_weight, n_samples, n_tasks)
+    if weight.ndim == 1:
+        return np.broadcast_to(weight[:, None], (n_samples, n_tasks))
     return weight
 
 

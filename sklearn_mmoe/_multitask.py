@@ -10,7 +10,6 @@ import warnings
 from numbers import Real
 
 import numpy as np
-import pandas as pd
 from sklearn.utils import ClassifierTags
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -23,7 +22,7 @@ from ._base import (
 )
 from ._docs import PARAMS, build_docstring
 from ._estimators import _Architecture, _constraints, _SharedBottomBase
-from ._labels import as_labels
+from ._labels import as_labels, observed
 from ._targets import KINDS, joint
 from .metrics import (
     _check_sample_weight,
@@ -350,7 +349,7 @@ def _infer_kind(column, t):
     ambiguous, so it is a regression task with a warning that says how to
     make it a classification task.
     """
-    values = as_labels(column[~np.asarray(pd.isna(column), dtype=bool)])
+    values = as_labels(column[observed(column)])
     if values.dtype.kind != "f":
         return "classification"
     if values.size and np.all(np.isfinite(values)) and np.all(values == np.round(values)):

@@ -14,6 +14,7 @@ from scipy.special import expit, log_softmax, softmax
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._labels import as_labels
+from ._labels import observed as observed_labels
 
 KINDS = ("classification", "regression")
 
@@ -40,7 +41,7 @@ class Task(NamedTuple):
 
 
 def _observed_labels(column, t):
-    observed = ~np.asarray(pd.isna(column), dtype=bool)
+    observed = observed_labels(column)
     if not observed.any():
         raise ValueError(f"y: task {t} has no observed label; every task needs at least one.")
     values = as_labels(column[observed])
@@ -283,7 +284,7 @@ def classification_task(classes, t):
     classes = np.asarray(classes)
     if classes.ndim != 1:
         raise ValueError(f"classes: task {t} needs a 1-D array of labels, got {classes!r}.")
-    if np.asarray(pd.isna(classes), dtype=bool).any():
+    if not observed_labels(classes).all():
         raise ValueError(
             f"classes: task {t} contains a missing-label marker (NaN, None or pd.NA), got "
             f"{classes.tolist()!r}; missing labels are never a class: list only the labels."

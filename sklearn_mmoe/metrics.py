@@ -86,6 +86,7 @@ from sklearn.metrics import (
 from sklearn.preprocessing import label_binarize
 
 from ._labels import as_labels as _as_labels
+from ._labels import observed as _observed_mask
 
 __all__ = [
     "make_multitask_scorer",
@@ -142,7 +143,7 @@ def _y_true_columns(y_true):
 
 def _observed(col, task):
     """Mask of observed rows and the normalized observed labels of a task."""
-    observed = ~np.asarray(pd.isna(col), dtype=bool)
+    observed = _observed_mask(col)
     if not observed.any():
         raise ValueError(
             f"y_true: task {task} has no observed label (all values are "
@@ -154,7 +155,11 @@ def _observed(col, task):
 
 
 def _check_sample_weight(sample_weight, n, n_tasks=None):
-    """Validated weights of shape (n,) (per row) or (n, n_tasks) (per row and task)."""
+    """Validated weights of shape (n,) (per row) or (n, n_tasks) (per row and task).
+
+    None stays None. The one check of ``sample_weight`` for the metrics and
+    the estimators (``fit``, ``score``).
+    """
     if sample_weight is None:
         return None
     try:
@@ -164,7 +169,8 @@ def _check_sample_weight(sample_weight, n, n_tasks=None):
     if sw.shape != (n,) and (n_tasks is None or sw.shape != (n, n_tasks)):
         shapes = f"({n},)" if n_tasks is None else f"({n},) or ({n}, {n_tasks})"
         raise ValueError(
-            f"sample_weight must have shape {shapes} to match y_true, got {sw.shape}."
+            f"sample_weight must have shape {shapes} (a weight per row, or per row "
+            f"and task), got {sw.shape}."
         )
     if not np.isfinite(sw).all():
         raise ValueError("sample_weight contains NaN or infinity.")
