@@ -15,7 +15,6 @@ import re
 from numbers import Integral, Real
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.base import (
@@ -38,9 +37,22 @@ from . import _inputs
 from ._data import FLOAT32_RANGE_MESSAGE, predict_logits
 from ._labels import nullable_as_object
 from ._persistence import _PersistenceMixin
-from ._targets import class_weight_factors, classification_task, decode, encode_targets
+from ._targets import (
+    class_weight_factors,
+    classification_task,
+    decode,
+    encode_targets,
+    kind_of,
+    label_mask,
+)
 from ._training import OPTIMIZERS, _NetSnapshot, _TrainingMixin
-from .metrics import _METRICS, _check_sample_weight, masked_accuracy_score, masked_r2_score
+from .metrics import (
+    _METRICS,
+    _check_sample_weight,
+    _scored_labels,
+    masked_accuracy_score,
+    masked_r2_score,
+)
 from .nn import ACTIVATIONS
 from .weighting import _NAMES as _WEIGHTING_NAMES
 from .weighting import LossWeighting, make_weighting
@@ -497,7 +509,7 @@ default=None
             )
         tasks = []
         for t, (kind, labels) in enumerate(zip(kinds, per_task)):
-            if labels is not None and kind != "classification":
+            if labels is not None and kind_of(kind) != "classification":
                 raise ValueError(f"classes: task {t} is a regression task; pass None for it.")
             tasks.append(None if labels is None else classification_task(labels, t))
         return tasks
@@ -661,25 +673,51 @@ default=None
             out[:, t] = column
         return out
 
-    def _scoring_view(self, y):
-        """``y`` as scored: a conditional task counts where its parent is positive.
+    def label_mask(self, y):
+        """Which entries of ``y`` count as labels when the model is scored.
 
-        A conditional task's label (conversion) only exists where its parent
-        (click) is positive; a 0 given on other rows is not a label of that
-        task, so it is masked for scoring.
+        An entry counts where it is observed (not NaN, None or ``pd.NA``)
+        and, for a conditional task (ESMM's conversion, declared with
+        ``conditional_tasks={j: i}``), where its parent task's label is the
+        parent's positive class: elsewhere the conditional task's label does
+        not exist, whatever ``y`` holds there (often 0). ``score`` and the
+        scorers of :func:`sklearn_mmoe.metrics.make_multitask_scorer` score
+        each task on these entries only; custom scoring code can use it to
+        do the same.
+
+        Parameters
+        ----------
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            Labels, with the tasks (columns) of the fitted model.
+
+        Returns
+        -------
+        mask : ndarray of bool, with y's shape
+            True where the entry is a label of its task.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mmoe import ESMMClassifier
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.normal(size=(200, 3))
+        >>> click = (X[:, 0] > 0).astype(float)
+        >>> Y = np.column_stack([click, click * (X[:, 1] > 0)])  # conversion 0 unless clicked
+        >>> model = ESMMClassifier(max_epochs=2, random_state=0).fit(X, Y)
+        >>> model.label_mask([[1.0, 0.0], [0.0, 0.0], [np.nan, 0.0]])
+        array([[ True,  True],
+               [ True, False],
+               [False, False]])
         """
         check_is_fitted(self)
-        parents = {t: task.parent for t, task in enumerate(self._tasks) if task.parent is not None}
-        if not parents:
-            return y
         Y = np.array(y, dtype=object)
-        for child, parent in parents.items():
-            column = Y[:, parent]
-            observed = ~np.asarray(pd.isna(column), dtype=bool)
-            positive = np.zeros(len(column), dtype=bool)
-            positive[observed] = column[observed] == self._tasks[parent].classes[1]
-            Y[~positive, child] = None
-        return Y
+        columns = Y.reshape(Y.shape[0], -1) if Y.ndim in (1, 2) else None
+        if columns is None or columns.shape[1] != self.n_tasks_:
+            raise ValueError(
+                f"y must have shape (n_samples, {self.n_tasks_}), one column per task of "
+                f"the fitted model, got {Y.shape}."
+            )
+        return label_mask(columns, self._tasks).reshape(Y.shape)
 
     def _unwrap(self, per_task):
         """A per-task list as returned to the user: unwrapped for 1-D y."""
@@ -792,7 +830,7 @@ default=None
             Mean accuracy over tasks (for 1-D y, the accuracy).
         """
         return masked_accuracy_score(
-            self._scoring_view(y), self.predict(X), sample_weight=sample_weight
+            _scored_labels(y, self.label_mask(y)), self.predict(X), sample_weight=sample_weight
         )
 
 

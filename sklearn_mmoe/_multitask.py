@@ -23,9 +23,10 @@ from ._base import (
 from ._docs import PARAMS, build_docstring
 from ._estimators import _Architecture, _constraints, _SharedBottomBase
 from ._labels import as_labels, observed
-from ._targets import KINDS, joint
+from ._targets import DECLARED_TYPES, check_conditions, joint
 from .metrics import (
     _check_sample_weight,
+    _scored_labels,
     _task_sample_weight,
     masked_accuracy_score,
     masked_r2_score,
@@ -93,8 +94,11 @@ default="mmoe"
     paper's baselines (see the per-architecture estimators). Parameters that
     the architecture does not use are ignored."""
 
-_TASK_TYPES_PARAM = """task_types : list of {"classification", "regression"}, default=None
-    Kind of each task (column of y). None infers it per column: a task
+_TASK_TYPES_PARAM = """task_types : list of {"classification", "binary", "multiclass", \
+"regression"}, default=None
+    Kind of each task (column of y). "binary" and "multiclass" are
+    classification tasks that fit checks have 2, or more than 2, classes: the
+    fitted ``task_types_`` can be passed back. None infers it per column: a task
     named in ``conditional_tasks`` is a classification task, and otherwise
     float targets are regression, integer, string and boolean labels
     classification. Classification is never inferred from floats: a float
@@ -241,27 +245,17 @@ and R^2 (regression) on observed labels.""",
                 kinds.append("classification" if t in declared else _infer_kind(Y[:, t], t))
             return kinds
         kinds = list(self.task_types)
-        if len(kinds) != n_tasks or any(k not in KINDS for k in kinds):
+        if len(kinds) != n_tasks or any(
+            not isinstance(k, str) or k not in DECLARED_TYPES for k in kinds
+        ):
             raise ValueError(
-                f"task_types must list one of {KINDS} per task ({n_tasks} tasks), "
+                f"task_types must list one of {DECLARED_TYPES} per task ({n_tasks} tasks), "
                 f"got {self.task_types!r}."
             )
         return kinds
 
     def _conditional_tasks(self, n_tasks):
-        conditions = dict(self.conditional_tasks or {})
-        for child, parent in conditions.items():
-            valid = all(
-                isinstance(t, (int, np.integer)) and not isinstance(t, bool) and 0 <= t < n_tasks
-                for t in (child, parent)
-            )
-            if not valid or child == parent or parent in conditions:
-                raise ValueError(
-                    "conditional_tasks must map a task index to a different task index "
-                    f"(0..{n_tasks - 1}) that is not conditional itself, got "
-                    f"{self.conditional_tasks!r}."
-                )
-        return conditions
+        return check_conditions(self.conditional_tasks, n_tasks)
 
     def _task_attributes(self, tasks):
         return {
@@ -329,7 +323,7 @@ default=None
         -------
         score : float
         """
-        Y = np.asarray(self._scoring_view(y), dtype=object).reshape(-1, self.n_tasks_)
+        Y = np.asarray(_scored_labels(y, self.label_mask(y)), dtype=object).reshape(-1, self.n_tasks_)
         P = np.asarray(self.predict(X), dtype=object).reshape(-1, self.n_tasks_)
         weight = _check_sample_weight(sample_weight, Y.shape[0], self.n_tasks_)
         scores = [

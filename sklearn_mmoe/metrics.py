@@ -179,6 +179,22 @@ def _check_sample_weight(sample_weight, n, n_tasks=None):
     return sw
 
 
+def _scored_labels(y_true, mask):
+    """``y_true`` with the observed entries outside ``mask`` made missing.
+
+    ``mask`` is an estimator's ``label_mask(y_true)``: a conditional task's
+    entry where its parent is not positive is no label of that task. Returns
+    ``y_true`` itself when the mask leaves out no observed entry, else an
+    object array with None there.
+    """
+    Y = np.array(y_true, dtype=object)
+    drop = ~np.asarray(mask, dtype=bool) & _observed_mask(Y)
+    if not drop.any():
+        return y_true
+    Y[drop] = None
+    return Y
+
+
 def _task_sample_weight(sw, t):
     """Task ``t``'s weights from validated ``sw`` (None, per row, or per row and task)."""
     return sw if sw is None or sw.ndim == 1 else sw[:, t]
@@ -989,12 +1005,14 @@ default=None
             else:
                 tasks = np.arange(n_tasks)
 
-        # A conditional task (ESMM's conversion) is scored where its parent is
-        # positive, as the estimator's own score does, whether the user coded
-        # the other rows as missing or as 0.
+        # Each task is scored on the entries the estimator says are its labels
+        # (label_mask): a conditional task (ESMM's conversion) where its parent
+        # is positive, as the estimator's own score does, whether the user
+        # coded the other rows as missing or as 0. Estimators without
+        # label_mask: every observed entry.
         final = estimator[-1] if hasattr(estimator, "steps") else estimator
-        if hasattr(final, "_scoring_view"):
-            y_true = final._scoring_view(y_true)
+        if hasattr(final, "label_mask"):
+            y_true = _scored_labels(y_true, final.label_mask(y_true))
             cols, _ = _y_true_columns(y_true)
         y_pred = getattr(estimator, self._response_method)(X)
         classes = None

@@ -1363,17 +1363,18 @@ class MaskedMultiTaskLoss(nn.Module):
         if unknown:
             raise ValueError(f"Unknown task types {sorted(unknown)}; use {TASK_TYPES}.")
         parents = [None] * n_tasks if parents is None else list(parents)
+        # Validated by the estimators (sklearn_mmoe._targets.check_conditions
+        # and encode_targets).
         for child, parent in enumerate(parents):
-            if parent is not None and (
-                parent == child
-                or parents[parent] is not None
-                or task_types[child] != "binary"
-                or task_types[parent] != "binary"
-            ):
-                raise ValueError(
-                    f"Task {child} cannot be conditional on task {parent}: both must be "
-                    "binary, distinct, and the parent must not be conditional itself."
-                )
+            assert parent is None or (
+                parent != child
+                and parents[parent] is None
+                and task_types[child] == "binary"
+                and task_types[parent] == "binary"
+            ), (
+                f"Task {child} cannot be conditional on task {parent}: both must be "
+                "binary, distinct, and the parent must not be conditional itself."
+            )
         self._check_cvr_options(
             parents, cvr_objective, cvr_weight, ctcvr_weight, propensity_clip,
             propensity_normalization,
