@@ -124,7 +124,8 @@ class _PersistenceMixin:
         name = type(self).__name__
         try:
             expected = {k: tuple(v.shape) for k, v in _meta_module(net).state_dict().items()}
-        except (TypeError, ValueError, RuntimeError) as exc:
+        # (nn asserts what the estimators validate: a crafted value fails an assert)
+        except (TypeError, ValueError, RuntimeError, AssertionError) as exc:
             raise ValueError(f"This {name}'s stored parameters do not build a network: {exc}") from None
         stored = state["module"]
         if not isinstance(stored, dict) or set(stored) != set(expected):
