@@ -11,6 +11,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from . import _random
+
 # Inference reads at most INFERENCE_CHUNK rows at a time and pads any chunk
 # shorter than MIN_INFERENCE_ROWS. BLAS picks its kernel (and so its summation
 # order) from the matrix shapes: a short matrix, e.g. one row through a
@@ -119,8 +121,7 @@ class BatchIterator:
         return -(-len(self.dataset) // self.batch_size)
 
     def _permutation(self):
-        state = np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)
-        generator = torch.Generator().manual_seed(int(state[0]))
+        generator = torch.Generator().manual_seed(_random.epoch_seed(self.seed, self.epoch))
         return torch.randperm(len(self.dataset), generator=generator).to(
             self.dataset.device
         )

@@ -254,7 +254,8 @@ ATTRIBUTES = {
     (for 1-D y: that task's entry).
 
 task_types_ : list of str
-    Loss type of each task: "binary", "multiclass" or "regression".""",
+    Loss type of each task: "binary", "multiclass" or "regression" (the
+    vocabulary of :mod:`sklearn_mmoe.nn`; ``task_types`` accepts it).""",
     "classes": """classes_ : ndarray or list of ndarray
     Labels of each task, sorted. An array for 1-D y, a list with one array
     per task for 2-D y.""",

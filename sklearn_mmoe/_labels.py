@@ -44,3 +44,11 @@ def nullable_as_object(y):
     ):
         return y.astype(object).to_numpy()
     return y
+
+
+def observed(values):
+    """Boolean mask of the entries of ``values`` that hold a label.
+
+    A missing label is NaN, None or ``pd.NA`` (whatever the dtype).
+    """
+    return ~np.asarray(pd.isna(values), dtype=bool)

@@ -10,11 +10,10 @@ import warnings
 from numbers import Real
 
 import numpy as np
-import pandas as pd
 from sklearn.utils import ClassifierTags
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import type_of_target
 
+from ._architectures import ALL_PARAMS, ARCHITECTURES
 from ._base import (
     _CLASS_WEIGHT_CONSTRAINT,
     _LogProbaMixin,
@@ -22,18 +21,12 @@ from ._base import (
     _store_params,
 )
 from ._docs import PARAMS, build_docstring
-from ._estimators import (
-    _SB_PARAMS,
-    ARCHITECTURE_PARAMS,
-    ARCHITECTURES,
-    _Architecture,
-    _constraints,
-    _SharedBottomBase,
-)
-from ._labels import as_labels
-from ._targets import KINDS, joint
+from ._estimators import _Architecture, _constraints, _SharedBottomBase
+from ._labels import as_labels, observed
+from ._targets import DECLARED_TYPES, check_conditions, joint
 from .metrics import (
     _check_sample_weight,
+    _scored_labels,
     _task_sample_weight,
     masked_accuracy_score,
     masked_r2_score,
@@ -91,21 +84,21 @@ class _JointProbaMixin:
         return self._unwrap(self._probas(joint(self._outputs(X), self._tasks)))
 
 
-# Every architecture parameter, in first-use order, and which architectures use it.
-_ALL_PARAMS = list(dict.fromkeys(p for names in ARCHITECTURE_PARAMS.values() for p in names))
-_USED_BY = {
-    p: [a for a, names in ARCHITECTURE_PARAMS.items() if p in names] for p in _ALL_PARAMS
-}
+# Which architectures use each architecture parameter.
+_USED_BY = {p: [a.name for a in ARCHITECTURES.values() if p in a.params] for p in ALL_PARAMS}
 
 
-_ARCHITECTURE_PARAM = """architecture : {"shared_bottom", "omoe", "mmoe", "cgc", "ple", "single_task", \
-"l2_constrained", "cross_stitch", "tensor_factorization"}, default="mmoe"
+_ARCHITECTURE_PARAM = "architecture : {" + ", ".join(f'"{a}"' for a in ARCHITECTURES) + """}, \
+default="mmoe"
     The network: Shared-Bottom, OMoE, MMoE, CGC, PLE, or one of the MMoE
     paper's baselines (see the per-architecture estimators). Parameters that
     the architecture does not use are ignored."""
 
-_TASK_TYPES_PARAM = """task_types : list of {"classification", "regression"}, default=None
-    Kind of each task (column of y). None infers it per column: a task
+_TASK_TYPES_PARAM = """task_types : list of {"classification", "binary", "multiclass", \
+"regression"}, default=None
+    Kind of each task (column of y). "binary" and "multiclass" are
+    classification tasks that fit checks have 2, or more than 2, classes: the
+    fitted ``task_types_`` can be passed back. None infers it per column: a task
     named in ``conditional_tasks`` is a classification task, and otherwise
     float targets are regression, integer, string and boolean labels
     classification. Classification is never inferred from floats: a float
@@ -126,7 +119,7 @@ _CONDITIONAL_PARAM = """conditional_tasks : dict {int: int}, default=None
 
 class MultiTaskEstimator(_JointProbaMixin, _LogProbaMixin, _Architecture):
     _parameter_constraints = {
-        **_constraints(_ALL_PARAMS),
+        **_constraints(ALL_PARAMS),
         "architecture": [StrOptions(set(ARCHITECTURES))],
         "task_types": ["array-like", None],
         "conditional_tasks": [dict, None],
@@ -153,7 +146,7 @@ and R^2 (regression) on observed labels.""",
             _CONDITIONAL_PARAM,
             PARAMS["class_weight"] + "\n    A regression task's entry must be None.",
             *(PARAMS[p] for p in _CVR_PARAMS),
-            *(f"{PARAMS[p]}\n    Used by: {', '.join(_USED_BY[p])}." for p in _ALL_PARAMS),
+            *(f"{PARAMS[p]}\n    Used by: {', '.join(_USED_BY[p])}." for p in ALL_PARAMS),
         ],
         """>>> import numpy as np
 >>> from sklearn_mmoe import MultiTaskEstimator
@@ -252,27 +245,17 @@ and R^2 (regression) on observed labels.""",
                 kinds.append("classification" if t in declared else _infer_kind(Y[:, t], t))
             return kinds
         kinds = list(self.task_types)
-        if len(kinds) != n_tasks or any(k not in KINDS for k in kinds):
+        if len(kinds) != n_tasks or any(
+            not isinstance(k, str) or k not in DECLARED_TYPES for k in kinds
+        ):
             raise ValueError(
-                f"task_types must list one of {KINDS} per task ({n_tasks} tasks), "
+                f"task_types must list one of {DECLARED_TYPES} per task ({n_tasks} tasks), "
                 f"got {self.task_types!r}."
             )
         return kinds
 
     def _conditional_tasks(self, n_tasks):
-        conditions = dict(self.conditional_tasks or {})
-        for child, parent in conditions.items():
-            valid = all(
-                isinstance(t, (int, np.integer)) and not isinstance(t, bool) and 0 <= t < n_tasks
-                for t in (child, parent)
-            )
-            if not valid or child == parent or parent in conditions:
-                raise ValueError(
-                    "conditional_tasks must map a task index to a different task index "
-                    f"(0..{n_tasks - 1}) that is not conditional itself, got "
-                    f"{self.conditional_tasks!r}."
-                )
-        return conditions
+        return check_conditions(self.conditional_tasks, n_tasks)
 
     def _task_attributes(self, tasks):
         return {
@@ -340,7 +323,7 @@ default=None
         -------
         score : float
         """
-        Y = np.asarray(self._scoring_view(y), dtype=object).reshape(-1, self.n_tasks_)
+        Y = np.asarray(_scored_labels(y, self.label_mask(y)), dtype=object).reshape(-1, self.n_tasks_)
         P = np.asarray(self.predict(X), dtype=object).reshape(-1, self.n_tasks_)
         weight = _check_sample_weight(sample_weight, Y.shape[0], self.n_tasks_)
         scores = [
@@ -360,7 +343,7 @@ def _infer_kind(column, t):
     ambiguous, so it is a regression task with a warning that says how to
     make it a classification task.
     """
-    values = as_labels(column[~np.asarray(pd.isna(column), dtype=bool)])
+    values = as_labels(column[observed(column)])
     if values.dtype.kind != "f":
         return "classification"
     if values.size and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
@@ -391,7 +374,7 @@ Shared-Bottom network with task 1 conditional on task 0; for ESMM on
 another architecture use ``MultiTaskEstimator(architecture=...,
 conditional_tasks={1: 0})``.""",
         "esmm",
-        [*_CVR_PARAMS, *_SB_PARAMS],
+        [*_CVR_PARAMS, *ARCHITECTURES["shared_bottom"].params],
         """>>> import numpy as np
 >>> from sklearn_mmoe import ESMMClassifier
 >>> rng = np.random.RandomState(0)

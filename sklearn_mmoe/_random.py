@@ -16,6 +16,7 @@ Pure PyTorch: no scikit-learn here.
 import contextlib
 import threading
 
+import numpy as np
 import torch
 
 _local = threading.local()
@@ -45,3 +46,28 @@ def generator(device=None):
         return None
     kind = "cpu" if device is None else torch.device(device).type
     return owned.get(kind)
+
+
+@contextlib.contextmanager
+def seeded(seed, device):
+    """Run the block with generators of its own for the CPU and ``device``, seeded.
+
+    Initialisation, dropout and the other draws of :mod:`sklearn_mmoe.nn` in
+    the block, in this thread, come from them: torch's global generator is
+    neither read nor changed, so a fit depends only on its seed whatever runs
+    beside it in other threads.
+    """
+    owned = [torch.Generator().manual_seed(seed)]
+    if device.type != "cpu":
+        owned.append(torch.Generator(device=device).manual_seed(seed))
+    with generators(*owned):
+        yield
+
+
+def epoch_seed(seed, epoch):
+    """A seed that depends only on ``(seed, epoch)``.
+
+    Each epoch's draws (its batch order, its dropout masks) are seeded with
+    it, so a fit resumed at an epoch draws what an uninterrupted one would.
+    """
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])

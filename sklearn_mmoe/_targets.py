@@ -14,8 +14,20 @@ from scipy.special import expit, log_softmax, softmax
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._labels import as_labels
+from ._labels import observed as observed_labels
+from .nn import TASK_TYPES
 
-KINDS = ("classification", "regression")
+#: What ``task_types`` accepts: a task's kind ("classification" or
+#: "regression", :attr:`Task.kind`), or its type ("binary", "multiclass",
+#: "regression": the fitted ``task_types_``, :attr:`Task.type`, and the loss
+#: types of :mod:`sklearn_mmoe.nn`); a type names a classification task whose
+#: number of classes ``encode_targets`` checks.
+DECLARED_TYPES = ("classification", *TASK_TYPES)
+
+
+def kind_of(declared):
+    """The kind ("classification" or "regression") of a declared task type."""
+    return "regression" if declared == "regression" else "classification"
 
 
 class Task(NamedTuple):
@@ -40,7 +52,7 @@ class Task(NamedTuple):
 
 
 def _observed_labels(column, t):
-    observed = ~np.asarray(pd.isna(column), dtype=bool)
+    observed = observed_labels(column)
     if not observed.any():
         raise ValueError(f"y: task {t} has no observed label; every task needs at least one.")
     values = as_labels(column[observed])
@@ -122,6 +134,27 @@ def _encode_regression(column, t, sample_weight):
     return encoded, observed, Task("regression", mean=mean, scale=scale)
 
 
+def check_conditions(conditions, n_tasks):
+    """Validated conditional tasks ``{child: parent}`` (task indices).
+
+    The one check of the mapping: indices of two different tasks, and a
+    parent that is not conditional itself. That both tasks are binary is
+    checked when y is encoded (:func:`encode_targets`).
+    """
+    checked = dict(conditions or {})
+    for child, parent in checked.items():
+        valid = all(
+            isinstance(t, (int, np.integer)) and not isinstance(t, bool) and 0 <= t < n_tasks
+            for t in (child, parent)
+        )
+        if not valid or child == parent or parent in checked:
+            raise ValueError(
+                "conditional_tasks must map a task index to a different task index "
+                f"(0..{n_tasks - 1}) that is not conditional itself, got {conditions!r}."
+            )
+    return checked
+
+
 def _condition(targets, observed, tasks, child, parent):
     """Joint labels "parent and child" of a conditional task, over the parent's rows.
 
@@ -159,8 +192,9 @@ def encode_targets(Y, kinds, sample_weight, parents=None, tasks=None):
     ----------
     Y : ndarray of shape (n_samples, n_tasks)
         Validated targets; missing labels are NaN, None or pd.NA.
-    kinds : sequence of {"classification", "regression"}
-        Kind of each task.
+    kinds : sequence of {"classification", "binary", "multiclass", "regression"}
+        Kind of each task; "binary" and "multiclass" are classification
+        tasks whose number of classes is checked (2, more than 2).
     sample_weight : ndarray of shape (n_samples, n_tasks)
         Validated sample weights, per row and task (used for the regression
         scaling).
@@ -183,7 +217,8 @@ def encode_targets(Y, kinds, sample_weight, parents=None, tasks=None):
     """
     known = tasks if tasks is not None else [None] * len(kinds)
     columns, tasks = [], []
-    for t, (kind, task) in enumerate(zip(kinds, known)):
+    for t, (declared, task) in enumerate(zip(kinds, known)):
+        kind = kind_of(declared)
         if task is not None:
             task = task._replace(parent=None)
             encode = _encode_known_classes if kind == "classification" else _encode_known_scale
@@ -192,6 +227,12 @@ def encode_targets(Y, kinds, sample_weight, parents=None, tasks=None):
             encoded, observed, task = _encode_classification(Y[:, t], t)
         else:
             encoded, observed, task = _encode_regression(Y[:, t], t, sample_weight[:, t])
+        if declared in TASK_TYPES and task.type != declared:
+            raise ValueError(
+                f"task_types: task {t} is declared {declared!r}, but y gives it "
+                f"{task.classes.size} classes ({task.classes.tolist()[:5]}), a "
+                f"{task.type} task."
+            )
         columns.append((encoded, observed))
         tasks.append(task)
     targets = np.column_stack([c[0] for c in columns])
@@ -212,6 +253,24 @@ def _labelled_rows(targets, observed, tasks, t):
     if parent is not None:
         rows &= observed[:, parent] & (targets[:, parent] == 1)
     return rows
+
+
+def label_mask(Y, tasks):
+    """Which entries of a raw 2-D ``Y`` are labels of their task (bool, Y's shape).
+
+    An entry is a label where it is observed and, for a conditional task,
+    where its parent's label is the parent's positive class: elsewhere the
+    conditional task's label does not exist, whatever ``Y`` holds there
+    (often 0). The raw-label counterpart of :func:`_labelled_rows`.
+    """
+    mask = observed_labels(Y)
+    for t, task in enumerate(tasks):
+        if task.parent is not None:
+            column, known = Y[:, task.parent], mask[:, task.parent]
+            positive = np.zeros(len(column), dtype=bool)
+            positive[known] = column[known] == tasks[task.parent].classes[1]
+            mask[:, t] &= positive
+    return mask
 
 
 def _class_weight_vector(spec, task, t, codes, weights):
@@ -283,7 +342,7 @@ def classification_task(classes, t):
     classes = np.asarray(classes)
     if classes.ndim != 1:
         raise ValueError(f"classes: task {t} needs a 1-D array of labels, got {classes!r}.")
-    if np.asarray(pd.isna(classes), dtype=bool).any():
+    if not observed_labels(classes).all():
         raise ValueError(
             f"classes: task {t} contains a missing-label marker (NaN, None or pd.NA), got "
             f"{classes.tolist()!r}; missing labels are never a class: list only the labels."

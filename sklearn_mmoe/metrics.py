@@ -86,6 +86,7 @@ from sklearn.metrics import (
 from sklearn.preprocessing import label_binarize
 
 from ._labels import as_labels as _as_labels
+from ._labels import observed as _observed_mask
 
 __all__ = [
     "make_multitask_scorer",
@@ -142,7 +143,7 @@ def _y_true_columns(y_true):
 
 def _observed(col, task):
     """Mask of observed rows and the normalized observed labels of a task."""
-    observed = ~np.asarray(pd.isna(col), dtype=bool)
+    observed = _observed_mask(col)
     if not observed.any():
         raise ValueError(
             f"y_true: task {task} has no observed label (all values are "
@@ -154,7 +155,11 @@ def _observed(col, task):
 
 
 def _check_sample_weight(sample_weight, n, n_tasks=None):
-    """Validated weights of shape (n,) (per row) or (n, n_tasks) (per row and task)."""
+    """Validated weights of shape (n,) (per row) or (n, n_tasks) (per row and task).
+
+    None stays None. The one check of ``sample_weight`` for the metrics and
+    the estimators (``fit``, ``score``).
+    """
     if sample_weight is None:
         return None
     try:
@@ -164,13 +169,30 @@ def _check_sample_weight(sample_weight, n, n_tasks=None):
     if sw.shape != (n,) and (n_tasks is None or sw.shape != (n, n_tasks)):
         shapes = f"({n},)" if n_tasks is None else f"({n},) or ({n}, {n_tasks})"
         raise ValueError(
-            f"sample_weight must have shape {shapes} to match y_true, got {sw.shape}."
+            f"sample_weight must have shape {shapes} (a weight per row, or per row "
+            f"and task), got {sw.shape}."
         )
     if not np.isfinite(sw).all():
         raise ValueError("sample_weight contains NaN or infinity.")
     if (sw < 0).any():
         raise ValueError("sample_weight must be non-negative.")
     return sw
+
+
+def _scored_labels(y_true, mask):
+    """``y_true`` with the observed entries outside ``mask`` made missing.
+
+    ``mask`` is an estimator's ``label_mask(y_true)``: a conditional task's
+    entry where its parent is not positive is no label of that task. Returns
+    ``y_true`` itself when the mask leaves out no observed entry, else an
+    object array with None there.
+    """
+    Y = np.array(y_true, dtype=object)
+    drop = ~np.asarray(mask, dtype=bool) & _observed_mask(Y)
+    if not drop.any():
+        return y_true
+    Y[drop] = None
+    return Y
 
 
 def _task_sample_weight(sw, t):
@@ -983,12 +1005,14 @@ default=None
             else:
                 tasks = np.arange(n_tasks)
 
-        # A conditional task (ESMM's conversion) is scored where its parent is
-        # positive, as the estimator's own score does, whether the user coded
-        # the other rows as missing or as 0.
+        # Each task is scored on the entries the estimator says are its labels
+        # (label_mask): a conditional task (ESMM's conversion) where its parent
+        # is positive, as the estimator's own score does, whether the user
+        # coded the other rows as missing or as 0. Estimators without
+        # label_mask: every observed entry.
         final = estimator[-1] if hasattr(estimator, "steps") else estimator
-        if hasattr(final, "_scoring_view"):
-            y_true = final._scoring_view(y_true)
+        if hasattr(final, "label_mask"):
+            y_true = _scored_labels(y_true, final.label_mask(y_true))
             cols, _ = _y_true_columns(y_true)
         y_pred = getattr(estimator, self._response_method)(X)
         classes = None

@@ -282,8 +282,8 @@ class ParallelMLP(nn.Module):
         shared_input=True,
     ):
         super().__init__()
-        if len(hidden_sizes) == 0:
-            raise ValueError("hidden_sizes must contain at least one layer size.")
+        # Sizes are validated by the estimators (sklearn_mmoe._architectures).
+        assert len(hidden_sizes) > 0, "hidden_sizes must contain at least one layer size."
         layers, self.out_features = _hidden_stack(
             n_parallel, in_features, hidden_sizes, activation, dropout, shared_input
         )
@@ -666,10 +666,11 @@ class PLE(_MultiTaskNetwork):
         super().__init__()
         self.n_outputs = tuple(int(k) for k in n_outputs)
         n_tasks = len(self.n_outputs)
-        if n_levels < 1 or n_shared_experts < 0 or n_task_experts < 0:
-            raise ValueError("n_levels must be >= 1 and expert counts >= 0.")
-        if n_shared_experts + n_task_experts < 1:
-            raise ValueError("Each task's gate needs at least one expert.")
+        # Counts are validated by the estimators (sklearn_mmoe._architectures).
+        assert n_levels >= 1 and n_shared_experts >= 0 and n_task_experts >= 0, (
+            "n_levels must be >= 1 and expert counts >= 0."
+        )
+        assert n_shared_experts + n_task_experts >= 1, "Each task's gate needs at least one expert."
         n_experts = n_tasks * n_task_experts + n_shared_experts
         # Experts are numbered task 0's, task 1's, ..., then the shared ones.
         shared = list(range(n_tasks * n_task_experts, n_experts))
@@ -910,8 +911,7 @@ class TensorFactorization(_MultiTaskNetwork):
         super().__init__()
         self.n_outputs = tuple(int(k) for k in n_outputs)
         n_tasks = len(self.n_outputs)
-        if len(hidden_sizes) == 0:
-            raise ValueError("hidden_sizes must contain at least one layer size.")
+        assert len(hidden_sizes) > 0, "hidden_sizes must contain at least one layer size."
         self.cores, self.task_factors, self.in_factors, self.out_factors = (
             nn.ParameterList() for _ in range(4)
         )
@@ -1411,17 +1411,18 @@ class MaskedMultiTaskLoss(nn.Module):
         if unknown:
             raise ValueError(f"Unknown task types {sorted(unknown)}; use {TASK_TYPES}.")
         parents = [None] * n_tasks if parents is None else list(parents)
+        # Validated by the estimators (sklearn_mmoe._targets.check_conditions
+        # and encode_targets).
         for child, parent in enumerate(parents):
-            if parent is not None and (
-                parent == child
-                or parents[parent] is not None
-                or task_types[child] != "binary"
-                or task_types[parent] != "binary"
-            ):
-                raise ValueError(
-                    f"Task {child} cannot be conditional on task {parent}: both must be "
-                    "binary, distinct, and the parent must not be conditional itself."
-                )
+            assert parent is None or (
+                parent != child
+                and parents[parent] is None
+                and task_types[child] == "binary"
+                and task_types[parent] == "binary"
+            ), (
+                f"Task {child} cannot be conditional on task {parent}: both must be "
+                "binary, distinct, and the parent must not be conditional itself."
+            )
         self._check_cvr_options(
             parents, cvr_objective, cvr_weight, ctcvr_weight, propensity_clip,
             propensity_normalization,

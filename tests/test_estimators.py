@@ -26,7 +26,7 @@ from sklearn_mmoe import (
     SharedBottomClassifier,
     SharedBottomRegressor,
 )
-from sklearn_mmoe._base import _fused_works
+from sklearn_mmoe._training import _fused_works
 from sklearn_mmoe.datasets import fetch_census_income, make_multitask_regression
 from sklearn_mmoe.metrics import make_multitask_scorer, masked_roc_auc_score
 

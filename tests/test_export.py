@@ -29,7 +29,7 @@ from sklearn_mmoe import (
     MMoERegressor,
     MultiTaskEstimator,
 )
-from sklearn_mmoe._estimators import ARCHITECTURES
+from sklearn_mmoe._architectures import ARCHITECTURES
 from sklearn_mmoe.export import MIN_OPSET, to_onnx, to_torch
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -182,3 +182,71 @@ def test_scorers_score_the_conditional_task_on_parent_rows_like_score():
         scorer = make_multitask_scorer(metric, multioutput="raw_values")
         assert scorer(pipe, X, Y0) == scorer(pipe, X, Y)
     assert pipe.score(X, Y0) == pipe.score(X, Y)
+
+
+def test_label_mask_says_which_entries_are_scored():
+    X, Y = _clicks(n=400)
+    Y0 = Y.copy()
+    Y0[Y[:, 0] == 0, 1] = 0  # non-clicks coded 0 instead of NaN
+    Y0[5, 0] = np.nan  # a row without a click label: its conversion is not scored either
+    esmm = ESMMClassifier(max_epochs=2, random_state=0).fit(X, Y)
+    mask = esmm.label_mask(Y0)
+    assert mask.shape == Y0.shape and mask.dtype == bool
+    np.testing.assert_array_equal(mask[:, 0], ~np.isnan(Y0[:, 0]))
+    np.testing.assert_array_equal(mask[:, 1], (Y0[:, 0] == 1) & ~np.isnan(Y0[:, 1]))
+    # Labels compared as the fitted classes: strings, and a DataFrame.
+    frame = pd.DataFrame({"click": np.where(Y[:, 0] == 1, "yes", "no"), "buy": Y0[:, 1]})
+    frame.loc[5, "click"] = None
+    strings = ESMMClassifier(max_epochs=2, random_state=0).fit(X, frame.fillna({"click": "no"}))
+    np.testing.assert_array_equal(strings.label_mask(frame), mask)
+    # Without conditional tasks: the observed entries, with y's shape (1-D too).
+    plain = MMoEClassifier(n_experts=2, max_epochs=2, random_state=0).fit(X, Y[:, 0])
+    np.testing.assert_array_equal(plain.label_mask(Y0[:, 0]), ~np.isnan(Y0[:, 0]))
+    with pytest.raises(ValueError, match=r"y must have shape \(n_samples, 2\)"):
+        esmm.label_mask(Y0[:, :1])
+
+
+def test_scorers_ask_any_estimator_for_its_label_mask():
+    """The scorers use the public label_mask, whoever implements it."""
+    from sklearn_mmoe.metrics import make_multitask_scorer, masked_accuracy_score
+
+    class OnlyFirstHalf:
+        """An estimator whose second task is scored on the first half of the rows."""
+
+        def predict(self, X):
+            return np.zeros((len(X), 2))
+
+        def label_mask(self, y):
+            mask = ~pd.isna(np.asarray(y, dtype=object))
+            mask[len(mask) // 2:, 1] = False
+            return mask
+
+    y = np.column_stack([np.zeros(10), np.r_[np.zeros(5), np.ones(5)]])
+    scorer = make_multitask_scorer("accuracy", multioutput="raw_values")
+    assert scorer(OnlyFirstHalf(), np.zeros((10, 1)), y) == {"task0": 1.0, "task1": 1.0, "mean": 1.0}
+    assert masked_accuracy_score(y, np.zeros((10, 2))) == 0.75
+
+
+def test_fitted_task_types_are_accepted_as_task_types():
+    X, Y = _mixed(n=300)
+    model = MultiTaskEstimator(n_experts=2, max_epochs=2, random_state=0).fit(X, Y)
+    assert model.task_types_ == ["binary", "multiclass", "regression"]
+    again = MultiTaskEstimator(
+        n_experts=2, max_epochs=2, random_state=0, task_types=model.task_types_
+    ).fit(X, Y)
+    assert again.task_types_ == model.task_types_
+    assert np.array_equal(again.predict(X), model.predict(X))
+    # the kinds mix with the types
+    mixed = ["classification", "multiclass", "regression"]
+    assert MultiTaskEstimator(n_experts=2, max_epochs=1, task_types=mixed).fit(X, Y).task_types_ == (
+        model.task_types_
+    )
+    # a declared type is checked against the classes y gives
+    with pytest.raises(ValueError, match=r"task_types: task 1 is declared 'binary', but y gives it 3"):
+        MultiTaskEstimator(task_types=["binary", "binary", "regression"]).fit(X, Y)
+    with pytest.raises(ValueError, match=r"task 0 is declared 'multiclass'.*a binary task"):
+        MultiTaskEstimator(task_types=["multiclass", "multiclass", "regression"]).fit(X, Y)
+    with pytest.raises(ValueError, match=r"task 0 is declared 'multiclass'"):
+        MultiTaskEstimator(task_types=["multiclass", "multiclass", "regression"]).partial_fit(
+            X, Y, classes=[[0, 1], None, None]
+        )

@@ -16,6 +16,7 @@ from sklearn_mmoe import (
     ESMMClassifier,
     MMoEClassifier,
     MultiTaskEstimator,
+    PLEClassifier,
     PLERegressor,
     SharedBottomRegressor,
 )
@@ -455,3 +456,14 @@ def test_loading_checks_stored_shapes_before_allocating(crafted, tmp_path):
     sio.dump(model, path)
     with pytest.raises(ValueError, match=mismatch):
         sio.load(path, trusted=sio.get_untrusted_types(file=path))
+
+
+def test_loading_a_network_that_the_parameters_cannot_build_is_a_value_error():
+    # n_levels=0 passes the module-kwargs builder; the network asserts on it.
+    model = PLEClassifier(n_levels=1, expert_hidden_sizes=(4,), max_epochs=1, random_state=0)
+    model.fit(X_, Y_)
+    model.n_levels = 0  # what a crafted file says
+    state = model.__getstate__()
+    loaded = PLEClassifier.__new__(PLEClassifier)
+    with pytest.raises(ValueError, match="stored parameters do not build a network"):
+        loaded.__setstate__(state)

@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_mmoe import MMoEClassifier, MMoERegressor, MultiTaskEstimator, PLEClassifier
-from sklearn_mmoe._base import _validation_split
+from sklearn_mmoe._training import _validation_split
 from sklearn_mmoe.metrics import make_multitask_scorer
 from sklearn_mmoe.nn import MMoE, EmbeddedNetwork, TabularEmbedding
 

@@ -45,7 +45,8 @@ import pandas as pd
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from .._estimators import MMoERegressor, OMoERegressor, SharedBottomRegressor
+from .._architectures import ARCHITECTURES
+from .._estimators import estimator_class
 from ..datasets import make_multitask_regression
 from ._plotting import new_figure
 
@@ -66,7 +67,7 @@ __all__ = [
 ]
 
 #: Model key -> display name, in the order used by tables and figures.
-MODELS = {"shared_bottom": "Shared-Bottom", "omoe": "OMoE", "mmoe": "MMoE"}
+MODELS = {name: ARCHITECTURES[name].label for name in ("shared_bottom", "omoe", "mmoe")}
 
 #: Number of experts of OMoE and MMoE (paper, section 5).
 N_EXPERTS = 8
@@ -170,19 +171,11 @@ def make_model(name, n_features, *, max_epochs=MAX_EPOCHS, random_state=None):
         random_state=random_state,
     )
     if name == "shared_bottom":
-        return SharedBottomRegressor(
-            bottom_hidden_sizes=(shared_bottom_width(n_features),),
-            tower_hidden_sizes=(TOWER_UNITS,),
-            **training,
-        )
-    moe = dict(
-        n_experts=N_EXPERTS,
-        expert_hidden_sizes=(EXPERT_UNITS,),
-        gate_hidden_sizes=(),
-        tower_hidden_sizes=(TOWER_UNITS,),
-    )
-    cls = OMoERegressor if name == "omoe" else MMoERegressor
-    return cls(**moe, **training)
+        sizes = dict(bottom_hidden_sizes=(shared_bottom_width(n_features),))
+    else:
+        sizes = dict(n_experts=N_EXPERTS, expert_hidden_sizes=(EXPERT_UNITS,), gate_hidden_sizes=())
+    cls = estimator_class(name, "Regressor")
+    return cls(**sizes, tower_hidden_sizes=(TOWER_UNITS,), **training)
 
 
 def _check_int(value, name, low):
