@@ -30,6 +30,7 @@ from ._estimators import (
     _constraints,
     _SharedBottomBase,
 )
+from ._gates import _GateWeightsMixin
 from ._labels import as_labels
 from ._targets import KINDS, joint
 from .metrics import (
@@ -124,7 +125,7 @@ _CONDITIONAL_PARAM = """conditional_tasks : dict {int: int}, default=None
     ``predict_joint_proba`` the joint one."""
 
 
-class MultiTaskEstimator(_JointProbaMixin, _LogProbaMixin, _Architecture):
+class MultiTaskEstimator(_GateWeightsMixin, _JointProbaMixin, _LogProbaMixin, _Architecture):
     _parameter_constraints = {
         **_constraints(_ALL_PARAMS),
         "architecture": [StrOptions(set(ARCHITECTURES))],
