@@ -19,8 +19,10 @@ from sklearn_mmoe import (
     SharedBottomClassifier,
 )
 
+from conftest import network, small
+
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-TINY = dict(expert_hidden_sizes=(4,), tower_hidden_sizes=(), max_epochs=2, random_state=0)
+FEW = dict(width=4, max_epochs=2)  # small() layers of 4 units, two epochs
 
 
 def _data(n=150, seed=0):
@@ -37,10 +39,11 @@ def _check_distributions(gates, n_rows, n_experts):
 
 
 @pytest.mark.parametrize("model, n_experts", [
-    (MMoEClassifier(n_experts=4, **TINY), 4),
-    (OMoEClassifier(n_experts=3, **TINY), 3),
-    (CGCRegressor(n_shared_experts=2, n_task_experts=1, **TINY), 3),
-    (MultiTaskEstimator(architecture="cgc", n_shared_experts=3, n_task_experts=2, **TINY), 5),
+    (small(MMoEClassifier, n_experts=4, **FEW), 4),
+    (small(OMoEClassifier, n_experts=3, **FEW), 3),
+    (small(CGCRegressor, n_shared_experts=2, n_task_experts=1, **FEW), 3),
+    (small(MultiTaskEstimator, architecture="cgc", n_shared_experts=3, n_task_experts=2,
+           **FEW), 5),
 ])
 def test_one_array_per_task_whose_rows_are_distributions(model, n_experts):
     X, Y = _data()
@@ -53,7 +56,7 @@ def test_one_array_per_task_whose_rows_are_distributions(model, n_experts):
 
 def test_omoe_gives_its_single_gate_to_every_task():
     X, Y = _data()
-    gates = OMoEClassifier(n_experts=3, **TINY).fit(X, Y).gate_weights(X)
+    gates = small(OMoEClassifier, n_experts=3, **FEW).fit(X, Y).gate_weights(X)
     np.testing.assert_array_equal(gates[0], gates[2])
     gates[0][:] = 0  # independent arrays
     assert gates[2].sum() > 0
@@ -64,7 +67,8 @@ def test_omoe_gives_its_single_gate_to_every_task():
 def test_ple_gives_one_list_per_level(n_levels, estimator):
     X, Y = _data()
     extra = {"architecture": "ple"} if estimator is MultiTaskEstimator else {}
-    model = estimator(n_levels=n_levels, n_shared_experts=2, n_task_experts=1, **extra, **TINY)
+    model = small(estimator, n_levels=n_levels, n_shared_experts=2, n_task_experts=1, **extra,
+                  **FEW)
     levels = model.fit(X, Y).gate_weights(X[:9])
     assert len(levels) == n_levels
     for level in levels:
@@ -75,7 +79,7 @@ def test_ple_gives_one_list_per_level(n_levels, estimator):
 def test_gates_equal_the_softmax_of_the_fitted_gate_layer():
     """MMoE's gate is softmax(x W_t + b_t): recompute it from the fitted parameters."""
     X, Y = _data()
-    model = MMoERegressor(n_experts=4, numeric_encoding=None, **TINY).fit(X, Y)
+    model = small(MMoERegressor, n_experts=4, numeric_encoding=None, **FEW).fit(X, Y)
     layer = model.net_.module_.gates.layers[-1]  # (in, n_gates, n_experts) shared-input weight
     weight, bias = layer.weight.detach().double(), layer.bias.detach().double()
     x = torch.as_tensor(X[:20])
@@ -86,8 +90,9 @@ def test_gates_equal_the_softmax_of_the_fitted_gate_layer():
 
 def test_top_k_keeps_k_experts_per_row():
     X, Y = _data()
-    for model in (MMoEClassifier(n_experts=5, top_k=2, **TINY),
-                  PLEClassifier(n_levels=2, n_shared_experts=3, n_task_experts=1, top_k=2, **TINY)):
+    for model in (small(MMoEClassifier, n_experts=5, top_k=2, **FEW),
+                  small(PLEClassifier, n_levels=2, n_shared_experts=3, n_task_experts=1, top_k=2,
+                        **FEW)):
         gates = model.fit(X, Y).gate_weights(X)
         flat = gates if isinstance(gates[0], np.ndarray) else [g for level in gates for g in level]
         for g in flat:
@@ -101,7 +106,7 @@ def test_dataframe_with_categorical_columns_and_one_task():
     X = pd.DataFrame({"city": pd.Categorical(rng.choice(["a", "b", "c"], 120)),
                       "x": rng.randn(120)})
     y = (X["city"] == "a").to_numpy().astype(int)
-    model = MMoEClassifier(n_experts=3, **TINY).fit(X, y)
+    model = small(MMoEClassifier, n_experts=3, **FEW).fit(X, y)
     gates = model.gate_weights(X.iloc[:4])
     assert len(gates) == 1
     _check_distributions(gates, 4, 3)
@@ -119,7 +124,7 @@ def test_errors():
     X, Y = _data()
     with pytest.raises(NotFittedError):
         MMoEClassifier().gate_weights(X)
-    model = MMoEClassifier(n_experts=2, **TINY).fit(X, Y)
+    model = small(MMoEClassifier, n_experts=2, **FEW).fit(X, Y)
     with pytest.raises(ValueError, match="5 features"):
         model.gate_weights(X[:, :4])
     with pytest.raises(ValueError, match="NaN"):
@@ -132,3 +137,16 @@ def test_errors():
         MultiTaskEstimator(architecture="shared_bottom").gate_weights(X)
     # the traceback says why
     assert "architecture='shared_bottom' has no gates" in str(exc.value.__cause__)
+
+
+def test_an_imputation_head_is_not_a_task():
+    """Multi-DR's imputation tower has a gate of its own; gate_weights gives the tasks'."""
+    X, Y = _data()
+    Y = Y[:, :2].astype(float)
+    Y[Y[:, 0] == 0, 1] = np.nan  # conversion only after a click
+    model = small(MultiTaskEstimator, architecture="mmoe", conditional_tasks={1: 0},
+                  cvr_objective="dr", **FEW).fit(X, Y)
+    assert network(model).gates.layers[-1].n_parallel == 3  # two tasks and the head
+    gates = model.gate_weights(X)
+    assert len(gates) == 2
+    _check_distributions(gates, len(X), 3)
