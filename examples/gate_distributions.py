@@ -2,7 +2,8 @@
 
 An MMoE's gates decide, per task, how to mix the shared experts. This script
 fits MMoE and plots the average softmax weight that each task's gate gives
-each expert (:func:`sklearn_mmoe.experiments.gates.average_gate_weights`):
+each expert (the estimator's ``gate_weights(X)``, averaged over the rows by
+:func:`sklearn_mmoe.experiments.gates.average_gate_weights`):
 
 1. on the paper's synthetic data (``make_multitask_regression``, 8 experts of
    16 units, towers of 8, as in the synthetic study) at task correlation

@@ -15,7 +15,7 @@ the paper.
 
 Run: ``python examples/synthetic_correlation.py`` (5 correlations x 3 models x
 20 runs = 300 fits, about an hour of CPU time, half an hour with ``--n-jobs 2``; ``--runs`` to change the
-number of runs; ``--fast`` for a smoke run of a few seconds).
+number of runs; ``--fast`` for a smoke run of about a minute).
 """
 
 import argparse
@@ -30,7 +30,7 @@ from sklearn_mmoe.experiments import synthetic
 def main(argv=None):
     parser = argparse.ArgumentParser(description="MMoE paper, synthetic task-correlation study")
     parser.add_argument("--fast", action="store_true",
-                        help="2 correlations x 2 runs on small data: a smoke run of a few seconds")
+                        help="2 correlations x 2 runs on small data: a smoke run of about a minute")
     parser.add_argument("--runs", type=int, default=None,
                         help="runs per correlation and model (default 20; 2 with --fast)")
     parser.add_argument("--correlations", type=float, nargs="+", default=None,

@@ -91,17 +91,29 @@ def _census(args):
     return results
 
 
+def _add_common_options(parser, command):
+    """--out and --quiet, accepted before and after the command.
+
+    The main parser holds the defaults; a command's parser has none
+    (``argparse.SUPPRESS``), so that an option absent after the command
+    keeps the value parsed before it.
+    """
+    out, quiet = (argparse.SUPPRESS,) * 2 if command else ("sklearn-mmoe-results", False)
+    parser.add_argument("--out", default=out, help="output folder (default: sklearn-mmoe-results)")
+    parser.add_argument("--quiet", action="store_true", default=quiet, help="no progress bar")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m sklearn_mmoe", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--out", default="sklearn-mmoe-results", help="output folder")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_common_options(parser, command=False)
     commands = parser.add_subparsers(dest="command")
 
     synthetic = commands.add_parser(
         "synthetic", help="task-correlation experiment on synthetic data (the default)"
     )
+    _add_common_options(synthetic, command=True)
     synthetic.add_argument(
         "--runs", type=int, help="runs per correlation and model (default 20; 2 with --fast)"
     )
@@ -113,6 +125,7 @@ def main(argv=None):
     synthetic.add_argument("--fast", action="store_true", help="a small smoke run")
 
     census = commands.add_parser("census", help="Census-Income benchmark (Tables 1 and 2)")
+    _add_common_options(census, command=True)
     census.add_argument("--data-dir", help="data home, or folder with the UCI .gz files")
     census.add_argument("--task-groups", type=int, nargs="+", default=[1, 2], choices=[1, 2])
     census.add_argument("--models", nargs="+", help="models to run (default: all)")

@@ -17,6 +17,7 @@ from ._base import (
     _store_params,
 )
 from ._docs import build_docstring
+from ._gates import _GateWeightsMixin
 
 __all__ = [
     "SharedBottomClassifier",
@@ -399,39 +400,39 @@ class SharedBottomRegressor(_MultiTaskRegressorMixin, _SharedBottomBase):
     __doc__ = _doc("shared_bottom", "Regressor")
 
 
-class OMoEClassifier(_MultiTaskClassifierMixin, _MixtureOfExpertsBase):
+class OMoEClassifier(_GateWeightsMixin, _MultiTaskClassifierMixin, _MixtureOfExpertsBase):
     _architecture = "omoe"
     __doc__ = _doc("omoe", "Classifier")
 
 
-class OMoERegressor(_MultiTaskRegressorMixin, _MixtureOfExpertsBase):
+class OMoERegressor(_GateWeightsMixin, _MultiTaskRegressorMixin, _MixtureOfExpertsBase):
     _architecture = "omoe"
     __doc__ = _doc("omoe", "Regressor")
 
 
-class MMoEClassifier(_MultiTaskClassifierMixin, _MixtureOfExpertsBase):
+class MMoEClassifier(_GateWeightsMixin, _MultiTaskClassifierMixin, _MixtureOfExpertsBase):
     _architecture = "mmoe"
     __doc__ = _doc("mmoe", "Classifier")
 
 
-class MMoERegressor(_MultiTaskRegressorMixin, _MixtureOfExpertsBase):
+class MMoERegressor(_GateWeightsMixin, _MultiTaskRegressorMixin, _MixtureOfExpertsBase):
     _architecture = "mmoe"
     __doc__ = _doc("mmoe", "Regressor")
 
 
-class CGCClassifier(_MultiTaskClassifierMixin, _CGCBase):
+class CGCClassifier(_GateWeightsMixin, _MultiTaskClassifierMixin, _CGCBase):
     __doc__ = _doc("cgc", "Classifier")
 
 
-class CGCRegressor(_MultiTaskRegressorMixin, _CGCBase):
+class CGCRegressor(_GateWeightsMixin, _MultiTaskRegressorMixin, _CGCBase):
     __doc__ = _doc("cgc", "Regressor")
 
 
-class PLEClassifier(_MultiTaskClassifierMixin, _PLEBase):
+class PLEClassifier(_GateWeightsMixin, _MultiTaskClassifierMixin, _PLEBase):
     __doc__ = _doc("ple", "Classifier")
 
 
-class PLERegressor(_MultiTaskRegressorMixin, _PLEBase):
+class PLERegressor(_GateWeightsMixin, _MultiTaskRegressorMixin, _PLEBase):
     __doc__ = _doc("ple", "Regressor")
 
 

@@ -22,6 +22,7 @@ from ._base import (
 )
 from ._docs import PARAMS, build_docstring
 from ._estimators import _Architecture, _constraints, _SharedBottomBase
+from ._gates import _GateWeightsMixin
 from ._labels import as_labels, observed
 from ._targets import DECLARED_TYPES, check_conditions, joint
 from .metrics import (
@@ -117,7 +118,7 @@ _CONDITIONAL_PARAM = """conditional_tasks : dict {int: int}, default=None
     ``predict_joint_proba`` the joint one."""
 
 
-class MultiTaskEstimator(_JointProbaMixin, _LogProbaMixin, _Architecture):
+class MultiTaskEstimator(_GateWeightsMixin, _JointProbaMixin, _LogProbaMixin, _Architecture):
     _parameter_constraints = {
         **_constraints(ALL_PARAMS),
         "architecture": [StrOptions(set(ARCHITECTURES))],

@@ -332,8 +332,10 @@ class _GradNorm(_Fixed):
 
 class _PCGrad(_Fixed):
     def backward(self, losses, module):
-        self._accumulate(losses)
         shared = [p for p in module.shared_parameters() if p.requires_grad]
+        if not shared:  # no parameter shared between tasks (SingleTask): nothing conflicts
+            return super().backward(losses, module)
+        self._accumulate(losses)
         shared_ids = {id(p) for p in shared}
         own = [p for p in module.parameters() if p.requires_grad and id(p) not in shared_ids]
         n_tasks = len(losses)

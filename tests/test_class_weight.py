@@ -24,24 +24,13 @@ from sklearn_mmoe.metrics import (
     masked_roc_auc_score,
 )
 
+from conftest import small
+
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def _small(cls, **params):
-    sizes = {
-        "SharedBottom": dict(bottom_hidden_sizes=(16,)),
-        "ESMM": dict(bottom_hidden_sizes=(16,)),
-        "SingleTask": dict(hidden_sizes=(16,)),
-        "TensorFactorization": dict(hidden_sizes=(16,), rank=2),
-        "CGC": dict(n_shared_experts=2, expert_hidden_sizes=(8,)),
-        "PLE": dict(n_shared_experts=2, expert_hidden_sizes=(8,)),
-    }
-    size = next((v for k, v in sizes.items() if cls.__name__.startswith(k)), None)
-    size = size or dict(n_experts=3, expert_hidden_sizes=(8,))
-    if "tower_hidden_sizes" in cls().get_params():
-        size["tower_hidden_sizes"] = (4,)
-    params = {"learning_rate": 0.01, "batch_size": 64, "random_state": 0, **params}
-    return cls(**size, **params)
+    return small(cls, learning_rate=0.01, batch_size=64, **params)
 
 
 def _data(n=200, seed=0):

@@ -61,3 +61,21 @@ def test_help_runs_as_a_module():
     done = subprocess.run([sys.executable, "-m", "sklearn_mmoe", "--help"], cwd=REPO_ROOT,
                           capture_output=True, text=True, check=True)
     assert "synthetic" in done.stdout and "census" in done.stdout
+
+
+@pytest.mark.parametrize("argv, out, quiet", [
+    (["synthetic", "--fast", "--quiet"], "sklearn-mmoe-results", True),
+    (["--quiet", "synthetic", "--fast"], "sklearn-mmoe-results", True),
+    (["synthetic", "--fast", "--out", "after"], "after", False),
+    (["--out", "before", "synthetic", "--fast"], "before", False),
+    (["--out", "before", "synthetic", "--out", "after"], "after", False),
+    (["--quiet"], "sklearn-mmoe-results", True),
+    (["census", "--quiet", "--out", "c"], "c", True),
+])
+def test_common_options_before_or_after_the_command(argv, out, quiet, monkeypatch):
+    seen = []
+    for command in ("_synthetic", "_census"):
+        monkeypatch.setattr(cli, command, seen.append)
+    cli.main(argv)
+    (args,) = seen
+    assert (args.out, args.quiet) == (out, quiet)

@@ -8,71 +8,18 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from sklearn_mmoe import (
-    CGCClassifier,
-    CGCRegressor,
-    CrossStitchClassifier,
-    CrossStitchRegressor,
-    ESMMClassifier,
-    L2ConstrainedClassifier,
-    L2ConstrainedRegressor,
-    MMoEClassifier,
-    MMoERegressor,
-    MultiTaskEstimator,
-    OMoEClassifier,
-    OMoERegressor,
-    PLEClassifier,
-    PLERegressor,
-    SharedBottomClassifier,
-    SharedBottomRegressor,
-    SingleTaskClassifier,
-    SingleTaskRegressor,
-    TensorFactorizationClassifier,
-    TensorFactorizationRegressor,
-)
+import sklearn_mmoe
+from sklearn_mmoe import ESMMClassifier, MMoEClassifier, MultiTaskEstimator, PLERegressor
+
+from conftest import all_estimators, small
 
 # The checks' fits are short on purpose; reaching max_epochs is expected.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-ESTIMATORS = [
-    SharedBottomClassifier,
-    SharedBottomRegressor,
-    OMoEClassifier,
-    OMoERegressor,
-    MMoEClassifier,
-    MMoERegressor,
-    CGCClassifier,
-    CGCRegressor,
-    PLEClassifier,
-    PLERegressor,
-    MultiTaskEstimator,
-    ESMMClassifier,
-    SingleTaskClassifier,
-    SingleTaskRegressor,
-    L2ConstrainedClassifier,
-    L2ConstrainedRegressor,
-    CrossStitchClassifier,
-    CrossStitchRegressor,
-    TensorFactorizationClassifier,
-    TensorFactorizationRegressor,
-]
+ESTIMATORS = all_estimators()
 
 FEW_EPOCHS = 5
 LEARNING_EPOCHS = 60
-
-SIZES = {
-    "SharedBottom": dict(bottom_hidden_sizes=(16,)),
-    "ESMM": dict(bottom_hidden_sizes=(16,)),
-    "OMoE": dict(n_experts=3, expert_hidden_sizes=(16,)),
-    "MMoE": dict(n_experts=3, expert_hidden_sizes=(16,)),
-    "MultiTask": dict(n_experts=3, expert_hidden_sizes=(16,)),
-    "CGC": dict(n_shared_experts=2, expert_hidden_sizes=(16,)),
-    "PLE": dict(n_shared_experts=2, expert_hidden_sizes=(16,)),
-    "SingleTask": dict(hidden_sizes=(16, 8)),
-    "L2Constrained": dict(hidden_sizes=(16, 8)),
-    "CrossStitch": dict(hidden_sizes=(16, 8)),
-    "TensorFactorization": dict(hidden_sizes=(16, 8), rank=4),
-}
 
 
 def _small(cls, **params):
@@ -82,17 +29,8 @@ def _small(cls, **params):
     (shapes, dtypes, errors, invariances). The checks that assert a score get
     :data:`LEARNING_EPOCHS` through :data:`CHECK_PARAMS`.
     """
-    sizes = dict(next(v for k, v in SIZES.items() if cls.__name__.startswith(k)))
-    if "tower_hidden_sizes" in cls().get_params():
-        sizes["tower_hidden_sizes"] = (8,)
-    return cls(
-        **sizes,
-        learning_rate=0.02,
-        batch_size=64,
-        max_epochs=FEW_EPOCHS,
-        random_state=0,
-        **params,
-    )
+    return small(cls, width=16, learning_rate=0.02, batch_size=64, max_epochs=FEW_EPOCHS,
+                 **params)
 
 
 def _two_d(cls):
@@ -215,3 +153,9 @@ def test_param_validation(cls):
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
 def test_dataframe_column_names(cls):
     check_dataframe_column_names_consistency(cls.__name__, _small(cls))
+
+
+def test_every_public_estimator_is_checked():
+    """The estimators found in the package are exactly the public ones."""
+    public = {getattr(sklearn_mmoe, name) for name in sklearn_mmoe.__all__ if name[0].isupper()}
+    assert set(ESTIMATORS) == public

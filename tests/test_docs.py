@@ -9,6 +9,7 @@ checkout. Sphinx and its extensions come with the test extra (``pip install ".[t
 
 import importlib
 import pkgutil
+import re
 import shutil
 import subprocess
 import sys
@@ -115,3 +116,27 @@ def test_gallery(html):
         page = _read(html / "auto_examples" / f"{script.stem}.html")
         assert "sphx-glr-script-out" not in page, f"{script.name} was executed"
     assert "<h1>Quickstart" in _read(html / "auto_examples" / "quickstart.html")
+
+
+# ------------------------------------------------------------------ snippets
+SNIPPET = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+PAGES = [REPO_ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+def snippets(path):
+    """``(line, code)`` of each ```python block of a Markdown page, in order."""
+    text = path.read_text(encoding="utf-8")
+    return [(text[: m.start()].count("\n") + 1, m.group(1)) for m in SNIPPET.finditer(text)]
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if snippets(p)], ids=lambda p: p.name)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_snippets_run_as_written(page, tmp_path, monkeypatch):
+    """A page's Python snippets run in order in one namespace, as a reader pastes them."""
+    monkeypatch.chdir(tmp_path)  # the snippets write files (model.onnx, ...)
+    namespace = {"__name__": "__snippets__"}
+    for line, code in snippets(page):
+        try:
+            exec(compile(code, f"{page.name}:{line}", "exec"), namespace)
+        except Exception as exc:
+            pytest.fail(f"the snippet at {page.name}:{line} raised {exc!r}")

@@ -30,7 +30,7 @@ from sklearn_mmoe._training import _fused_works
 from sklearn_mmoe.datasets import fetch_census_income, make_multitask_regression
 from sklearn_mmoe.metrics import make_multitask_scorer, masked_roc_auc_score
 
-from conftest import network
+from conftest import small
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -40,12 +40,7 @@ ALL = CLASSIFIERS + REGRESSORS
 
 
 def _small(cls, **params):
-    sizes = (
-        dict(bottom_hidden_sizes=(32,))
-        if cls.__name__.startswith("SharedBottom")
-        else dict(n_experts=4, expert_hidden_sizes=(16,))
-    )
-    return cls(**{**sizes, "tower_hidden_sizes": (8,), "random_state": 0, **params})
+    return small(cls, width=16, **params)
 
 
 def _classification(n=300, seed=0):
@@ -196,16 +191,16 @@ def test_random_state_makes_fits_reproducible(cls):
 # ------------------------------------------------------------ architectures
 def test_gate_structure():
     X, Y = _regression()
-    omoe = _small(OMoERegressor, max_epochs=2).fit(X, Y)
-    mmoe = _small(MMoERegressor, max_epochs=2).fit(X, Y)
-    x = torch.as_tensor(X[:7], dtype=torch.float32)
+    omoe = _small(OMoERegressor, n_experts=4, max_epochs=2).fit(X, Y)
+    mmoe = _small(MMoERegressor, n_experts=4, max_epochs=2).fit(X, Y)
     # OMoE: one gate shared by the tasks; MMoE: one gate per task.
-    assert omoe.net_.module_.gate_weights(x).shape == (1, 7, 4)
-    assert mmoe.net_.module_.gate_weights(x).shape == (2, 7, 4)
-    for weights in (omoe.net_.module_.gate_weights(x), mmoe.net_.module_.gate_weights(x)):
-        np.testing.assert_allclose(weights.sum(-1).detach().numpy(), 1.0, rtol=1e-6)
-    sb = _small(SharedBottomRegressor, max_epochs=2).fit(X, Y)
-    assert not hasattr(network(sb), "gates")
+    shared, own = omoe.gate_weights(X[:7]), mmoe.gate_weights(X[:7])
+    assert [g.shape for g in shared + own] == [(7, 4)] * 4
+    np.testing.assert_array_equal(shared[0], shared[1])
+    assert not np.allclose(own[0], own[1])
+    for weights in shared + own:
+        np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
+    assert not hasattr(_small(SharedBottomRegressor), "gate_weights")
 
 
 @pytest.mark.parametrize("cls", REGRESSORS)

@@ -17,6 +17,8 @@ from sklearn_mmoe import (
 )
 from sklearn_mmoe.nn import MaskedMultiTaskLoss, MMoE
 
+from conftest import small
+
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
@@ -25,15 +27,6 @@ def _data(n=120, seed=0):
     X = rng.normal(size=(n, 6))
     Y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0]).astype(float)
     return X, Y
-
-
-def _small(cls, **params):
-    sizes = (
-        dict(bottom_hidden_sizes=(16,))
-        if cls.__name__.startswith("SharedBottom")
-        else dict(n_experts=3, expert_hidden_sizes=(8,))
-    )
-    return cls(**sizes, tower_hidden_sizes=(4,), random_state=0, **params)
 
 
 # ----------------------------------------------------------------- loss level
@@ -100,8 +93,8 @@ def test_fully_masked_rows_are_as_if_absent(cls):
     Y_masked[::4] = np.nan
     keep = ~np.isnan(Y_masked).all(axis=1)
     params = dict(batch_size=1000, max_epochs=5)
-    full = _small(cls, **params).fit(X, Y_masked)
-    subset = _small(cls, **params).fit(X[keep], Y[keep])
+    full = small(cls, **params).fit(X, Y_masked)
+    subset = small(cls, **params).fit(X[keep], Y[keep])
     method = "predict_proba" if hasattr(full, "predict_proba") else "predict"
     np.testing.assert_allclose(
         np.asarray(getattr(full, method)(X)), np.asarray(getattr(subset, method)(X)), atol=1e-5
@@ -122,15 +115,15 @@ def test_masked_entries_of_one_task_are_as_if_absent_for_that_task(cls):
     # Raw inputs: the default numeric encoding learns its quantiles from every
     # row with a label in some task, so the rows dropped below would move it.
     params = dict(batch_size=1000, max_epochs=5, task_weights=[0.0, 1.0], numeric_encoding=None)
-    full = _small(cls, **params).fit(X, Y_masked)
-    subset = _small(cls, **params).fit(X[keep], Y[keep])
+    full = small(cls, **params).fit(X, Y_masked)
+    subset = small(cls, **params).fit(X[keep], Y[keep])
     if hasattr(full, "predict_proba"):
         a, b = full.predict_proba(X)[1], subset.predict_proba(X)[1]
     else:
         a, b = full.predict(X)[:, 1], subset.predict(X)[:, 1]
     np.testing.assert_allclose(a, b, atol=1e-5)
     # Control: the same fit with task 1 also labelled on those rows differs.
-    unmasked = _small(cls, **params).fit(X, Y)
+    unmasked = small(cls, **params).fit(X, Y)
     other = unmasked.predict_proba(X)[1] if hasattr(full, "predict_proba") else unmasked.predict(X)[:, 1]
     assert not np.allclose(a, other, atol=1e-5)
 
@@ -140,10 +133,10 @@ def test_missing_label_markers_are_equivalent(missing):
     X, Y = _data()
     labels = np.where(Y == 1, "yes", "no").astype(object)
     labels[::3, 1] = np.nan
-    reference = _small(MMoEClassifier, max_epochs=5).fit(X, labels)
+    reference = small(MMoEClassifier, max_epochs=5).fit(X, labels)
     other = labels.copy()
     other[::3, 1] = missing
-    model = _small(MMoEClassifier, max_epochs=5).fit(X, other)
+    model = small(MMoEClassifier, max_epochs=5).fit(X, other)
     for p, q in zip(reference.predict_proba(X), model.predict_proba(X)):
         assert np.array_equal(p, q)
 
@@ -154,7 +147,7 @@ def test_nullable_dataframe_targets():
     frame["click"] = frame["click"].astype("Int64")
     frame.loc[::3, "click"] = pd.NA
     frame.loc[1::4, "kind"] = None
-    model = _small(MMoEClassifier, max_epochs=5).fit(X, frame)
+    model = small(MMoEClassifier, max_epochs=5).fit(X, frame)
     assert [list(c) for c in model.classes_] == [[0, 1], ["a", "b"]]
     pred = model.predict(X)
     assert pred.shape == (len(X), 2) and pred.dtype == object
@@ -166,8 +159,8 @@ def test_zero_sample_weight_is_as_if_absent():
     weight = np.ones(len(X))
     weight[::5] = 0
     params = dict(batch_size=1000, max_epochs=5)
-    a = _small(MMoEClassifier, **params).fit(X, Y, sample_weight=weight)
-    b = _small(MMoEClassifier, **params).fit(X[weight > 0], Y[weight > 0])
+    a = small(MMoEClassifier, **params).fit(X, Y, sample_weight=weight)
+    b = small(MMoEClassifier, **params).fit(X[weight > 0], Y[weight > 0])
     for p, q in zip(a.predict_proba(X), b.predict_proba(X)):
         np.testing.assert_allclose(p, q, atol=1e-5)
 
@@ -184,8 +177,8 @@ def test_integer_sample_weight_is_as_if_repeated(cls):
     Y[::3, 1] = np.nan
     weight = np.random.RandomState(1).randint(0, 4, size=len(X))
     params = dict(batch_size=1000, max_epochs=60)
-    a = _small(cls, **params).fit(X, Y, sample_weight=weight)
-    b = _small(cls, **params).fit(X.repeat(weight, axis=0), Y.repeat(weight, axis=0))
+    a = small(cls, **params).fit(X, Y, sample_weight=weight)
+    b = small(cls, **params).fit(X.repeat(weight, axis=0), Y.repeat(weight, axis=0))
     method = "predict_proba" if hasattr(a, "predict_proba") else "predict"
     np.testing.assert_allclose(
         np.asarray(getattr(a, method)(X)), np.asarray(getattr(b, method)(X)), rtol=1e-3, atol=1e-4
@@ -196,7 +189,7 @@ def test_masked_labels_do_not_count_in_validation_loss_or_score():
     X, Y = _data(n=400)
     Y_masked = Y.copy()
     Y_masked[::2, 1] = np.nan
-    model = _small(MMoEClassifier, early_stopping=True, max_epochs=20).fit(X, Y_masked)
+    model = small(MMoEClassifier, early_stopping=True, max_epochs=20).fit(X, Y_masked)
     assert np.all(np.isfinite(model.validation_loss_curve_))
     assert model.best_validation_loss_ == min(model.validation_loss_curve_)
     # score: the mean over tasks of accuracy on observed labels only.
@@ -241,7 +234,7 @@ def test_convergence_warning_when_max_epochs_is_reached():
     X, Y = _data()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        _small(MMoEClassifier, max_epochs=2).fit(X, Y)
+        small(MMoEClassifier, max_epochs=2).fit(X, Y)
     assert any(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
@@ -250,7 +243,7 @@ def test_failed_refit_leaves_the_fitted_model_intact(cls):
     X, Y = _data()
     if cls is SharedBottomRegressor:
         Y = X[:, :2].copy()
-    model = _small(cls, max_epochs=2).fit(X, Y)
+    model = small(cls, max_epochs=2).fit(X, Y)
     before = model.predict(X)
     state = dict(vars(model))
     bad = Y[:, :1].copy()

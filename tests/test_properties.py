@@ -26,6 +26,8 @@ from sklearn_mmoe import (
     SharedBottomRegressor,
 )
 
+from conftest import small
+
 CLASSIFIERS = [SharedBottomClassifier, OMoEClassifier, MMoEClassifier]
 REGRESSORS = [SharedBottomRegressor, OMoERegressor, MMoERegressor]
 
@@ -123,14 +125,6 @@ def datasets(draw, regression, always_missing=False, max_tasks=3):
     return Data(X, labels, missing, one_d, regression)
 
 
-def _small(cls, **params):
-    if cls.__name__.startswith("SharedBottom"):
-        sizes = dict(bottom_hidden_sizes=(8,))
-    else:
-        sizes = dict(n_experts=2, expert_hidden_sizes=(8,))
-    return cls(**sizes, tower_hidden_sizes=(4,), random_state=0, **params)
-
-
 def _fit(model, X, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -139,7 +133,7 @@ def _fit(model, X, y):
 
 def _probas(model, X):
     proba = model.predict_proba(X)
-    return [proba] if model._y_is_1d else proba
+    return [proba] if isinstance(proba, np.ndarray) else proba
 
 
 def _observed_classes(data, t):
@@ -157,7 +151,7 @@ training = st.fixed_dictionaries(
 @given(data=datasets(regression=False), cls=st.sampled_from(CLASSIFIERS), params=training)
 def test_classifier_outputs_are_valid(data, cls, params):
     y = data.y()
-    model = _fit(_small(cls, **params), data.X, y)
+    model = _fit(small(cls, **params), data.X, y)
     classes = [model.classes_] if data.one_d else model.classes_
     assert len(classes) == data.labels.shape[1]
     probas = _probas(model, data.X)
@@ -183,7 +177,7 @@ def test_classifier_outputs_are_valid(data, cls, params):
 @given(data=datasets(regression=True), cls=st.sampled_from(REGRESSORS), params=training)
 def test_regressor_outputs_are_valid(data, cls, params):
     y = data.y()
-    model = _fit(_small(cls, **params), data.X, y)
+    model = _fit(small(cls, **params), data.X, y)
     pred = model.predict(data.X)
     assert pred.shape == y.shape
     assert pred.dtype == np.float64
@@ -200,8 +194,8 @@ def test_one_task_as_1d_or_2d_y_trains_the_same_model(data, cls):
     if regression:
         data = Data(data.X, data.X[:, :1].astype(object) * 2.0 + 1.0, data.missing, True, True)
     y = data.y().reshape(-1)
-    a = _fit(_small(cls, max_epochs=3), data.X, y)
-    b = _fit(_small(cls, max_epochs=3), data.X, y.reshape(-1, 1))
+    a = _fit(small(cls, max_epochs=3), data.X, y)
+    b = _fit(small(cls, max_epochs=3), data.X, y.reshape(-1, 1))
     if regression:
         assert np.array_equal(a.predict(data.X), b.predict(data.X)[:, 0])
     else:
@@ -218,10 +212,10 @@ def test_one_task_as_1d_or_2d_y_trains_the_same_model(data, cls):
 )
 def test_classifier_missing_markers_are_equivalent(data, cls, params):
     X = data.X
-    reference = _fit(_small(cls, **params), X, data.y(np.nan, as_object=True))
+    reference = _fit(small(cls, **params), X, data.y(np.nan, as_object=True))
     expected = _probas(reference, X)
     for marker in [None, pd.NA]:
-        model = _fit(_small(cls, **params), X, data.y(marker, as_object=True))
+        model = _fit(small(cls, **params), X, data.y(marker, as_object=True))
         for p, q in zip(expected, _probas(model, X), strict=True):
             assert np.array_equal(p, q)
         for a, b in zip(reference.classes_, model.classes_):
@@ -242,8 +236,8 @@ def test_classifier_missing_markers_are_equivalent(data, cls, params):
 def test_regressor_missing_markers_are_equivalent(marker, data, cls, params):
     X = data.X
     # The marker under test first: a failure there needs no training.
-    model = _fit(_small(cls, **params), X, data.y(marker, as_object=True))
-    reference = _fit(_small(cls, **params), X, data.y(np.nan))
+    model = _fit(small(cls, **params), X, data.y(marker, as_object=True))
+    reference = _fit(small(cls, **params), X, data.y(np.nan))
     assert np.array_equal(model.predict(X), reference.predict(X))
 
 
@@ -264,8 +258,8 @@ def test_rows_without_labels_can_be_dropped(data, cls, epochs):
     assert not keep.all()
     y = data.y()
     params = dict(batch_size=1000, max_epochs=epochs)
-    full = _fit(_small(cls, **params), data.X, y)
-    subset = _fit(_small(cls, **params), data.X[keep], y[keep])
+    full = _fit(small(cls, **params), data.X, y)
+    subset = _fit(small(cls, **params), data.X[keep], y[keep])
     if cls in REGRESSORS:
         np.testing.assert_allclose(full.predict(data.X), subset.predict(data.X), rtol=0, atol=1e-5)
     else:

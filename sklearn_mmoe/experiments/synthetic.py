@@ -29,7 +29,7 @@ afterwards); ``n_jobs`` runs data sets in parallel processes. The full
 default run (5 correlations x 3 models x 20 runs = 300 fits on 10,000
 training rows) takes about half an hour of CPU time (14 minutes with
 ``n_jobs=2`` on 2 idle cores); ``run_correlation_experiment(**FAST)`` is a smoke
-configuration of a few seconds.
+configuration of 12 small fits (about a minute on 2 cores).
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -90,7 +90,7 @@ MAX_EPOCHS = 100
 N_TRAIN = 10_000
 N_TEST = 10_000
 
-#: A configuration of a few seconds for smoke tests:
+#: A configuration of about a minute (12 small fits) for smoke tests:
 #: ``run_correlation_experiment(**FAST)``.
 FAST = dict(correlations=(1.0, 0.5), n_runs=2, n_train=2000, n_test=2000, max_epochs=30)
 
