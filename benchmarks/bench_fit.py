@@ -211,6 +211,13 @@ def esmm_targets(Y):
 
 # Raw one-hot inputs and one full epoch, as the plain loop gets them.
 _RAW = dict(numeric_encoding=None, early_stopping=False)
+
+
+def _nn(params):
+    """The estimator's parameters that its ``sklearn_mmoe.nn`` module takes (not ``_RAW``)."""
+    return {k: v for k, v in params.items() if k not in _RAW}
+
+
 _MOE = dict(**_RAW, n_experts=N_EXPERTS, expert_hidden_sizes=(EXPERT_UNITS,), tower_hidden_sizes=(TOWER_UNITS,))
 _SB = dict(**_RAW, bottom_hidden_sizes=(BOTTOM_UNITS,), tower_hidden_sizes=(TOWER_UNITS,))
 _PLE = dict(
@@ -227,31 +234,31 @@ MODELS = {
     "shared_bottom": dict(
         estimator=lambda: SharedBottomClassifier(**_SB),
         plain=lambda d, t: PlainSharedBottom(d, t),
-        ours=lambda d, t: mtnn.SharedBottom(d, [1] * t, **_SB),
+        ours=lambda d, t: mtnn.SharedBottom(d, [1] * t, **_nn(_SB)),
         goal=1.15,
     ),
     "omoe": dict(
         estimator=lambda: OMoEClassifier(**_MOE),
         plain=lambda d, t: PlainMoE(d, t, multi_gate=False),
-        ours=lambda d, t: mtnn.OMoE(d, [1] * t, **_MOE),
+        ours=lambda d, t: mtnn.OMoE(d, [1] * t, **_nn(_MOE)),
         goal=1.15,
     ),
     "mmoe": dict(
         estimator=lambda: MMoEClassifier(**_MOE),
         plain=lambda d, t: PlainMoE(d, t, multi_gate=True),
-        ours=lambda d, t: mtnn.MMoE(d, [1] * t, **_MOE),
+        ours=lambda d, t: mtnn.MMoE(d, [1] * t, **_nn(_MOE)),
         goal=1.15,
     ),
     "ple": dict(
         estimator=lambda: PLEClassifier(**_PLE),
         plain=lambda d, t: PlainPLE(d, t),
-        ours=lambda d, t: mtnn.PLE(d, [1] * t, **_PLE),
+        ours=lambda d, t: mtnn.PLE(d, [1] * t, **_nn(_PLE)),
         goal=1.3,
     ),
     "esmm": dict(
         estimator=lambda: ESMMClassifier(**_SB),
         plain=lambda d, t: PlainSharedBottom(d, t),
-        ours=lambda d, t: mtnn.SharedBottom(d, [1] * t, **_SB),
+        ours=lambda d, t: mtnn.SharedBottom(d, [1] * t, **_nn(_SB)),
         loss=esmm_loss,
         targets=esmm_targets,
         goal=1.3,
