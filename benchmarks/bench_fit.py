@@ -54,6 +54,10 @@ for PLE and ESMM. ``epoch/fused`` compares the estimator's epoch with the
 plain loop using the same (fused) Adam kernel: the cost of the estimator's
 machinery alone.
 
+``--busy N`` times the same beside N single-threaded torch processes that
+the script starts and stops (``benchmarks/_busy.py``), as
+``bench_predict.py --busy`` does.
+
 Run::
 
     python benchmarks/bench_fit.py --data-home ~/scikit_learn_data
@@ -64,6 +68,7 @@ holds ``census-income.data.gz`` and ``census-income.test.gz``
 network is reachable).
 """
 
+import os
 import statistics
 import time
 import warnings
@@ -71,6 +76,7 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _busy import busy_processes, busy_threshold
 from _cli import bench_parser
 from _quiet import Sampler
 from sklearn.compose import make_column_transformer
@@ -211,6 +217,13 @@ def esmm_targets(Y):
 
 # Raw one-hot inputs and one full epoch, as the plain loop gets them.
 _RAW = dict(numeric_encoding=None, early_stopping=False)
+
+
+def _nn(params):
+    """The estimator's parameters that its ``sklearn_mmoe.nn`` module takes (not ``_RAW``)."""
+    return {k: v for k, v in params.items() if k not in _RAW}
+
+
 _MOE = dict(**_RAW, n_experts=N_EXPERTS, expert_hidden_sizes=(EXPERT_UNITS,), tower_hidden_sizes=(TOWER_UNITS,))
 _SB = dict(**_RAW, bottom_hidden_sizes=(BOTTOM_UNITS,), tower_hidden_sizes=(TOWER_UNITS,))
 _PLE = dict(
@@ -227,31 +240,31 @@ MODELS = {
     "shared_bottom": dict(
         estimator=lambda: SharedBottomClassifier(**_SB),
         plain=lambda d, t: PlainSharedBottom(d, t),
-        ours=lambda d, t: mtnn.SharedBottom(d, [1] * t, **_SB),
+        ours=lambda d, t: mtnn.SharedBottom(d, [1] * t, **_nn(_SB)),
         goal=1.15,
     ),
     "omoe": dict(
         estimator=lambda: OMoEClassifier(**_MOE),
         plain=lambda d, t: PlainMoE(d, t, multi_gate=False),
-        ours=lambda d, t: mtnn.OMoE(d, [1] * t, **_MOE),
+        ours=lambda d, t: mtnn.OMoE(d, [1] * t, **_nn(_MOE)),
         goal=1.15,
     ),
     "mmoe": dict(
         estimator=lambda: MMoEClassifier(**_MOE),
         plain=lambda d, t: PlainMoE(d, t, multi_gate=True),
-        ours=lambda d, t: mtnn.MMoE(d, [1] * t, **_MOE),
+        ours=lambda d, t: mtnn.MMoE(d, [1] * t, **_nn(_MOE)),
         goal=1.15,
     ),
     "ple": dict(
         estimator=lambda: PLEClassifier(**_PLE),
         plain=lambda d, t: PlainPLE(d, t),
-        ours=lambda d, t: mtnn.PLE(d, [1] * t, **_PLE),
+        ours=lambda d, t: mtnn.PLE(d, [1] * t, **_nn(_PLE)),
         goal=1.3,
     ),
     "esmm": dict(
         estimator=lambda: ESMMClassifier(**_SB),
         plain=lambda d, t: PlainSharedBottom(d, t),
-        ours=lambda d, t: mtnn.SharedBottom(d, [1] * t, **_SB),
+        ours=lambda d, t: mtnn.SharedBottom(d, [1] * t, **_nn(_SB)),
         loss=esmm_loss,
         targets=esmm_targets,
         goal=1.3,
@@ -314,6 +327,10 @@ def parse_model_args(doc, argv, repeats, data_home=True):
     torch's threads. Returns ``(args, models)``."""
     parser = bench_parser(doc, repeats, data_home)
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="time beside N busy single-threaded torch processes started by the script "
+                             "(benchmarks/_busy.py); a measurement is then clean when the others used less "
+                             "than their share of the CPUs plus 10 %%")
     args = parser.parse_args(argv)
     models = args.models.split(",")
     unknown = set(models) - set(MODELS)
@@ -341,14 +358,19 @@ def main(argv=None):
         runs[f"{name} estimator"] = lambda r, m=spec["estimator"], y=y_est: estimator_fit(m, X, y, r)
         params[name] = {v: n_parameters(spec[v](d, n_tasks)) for v in ("plain", "ours")}
         assert params[name]["plain"] == params[name]["ours"], f"{name}: {params[name]}"
-    sampler = Sampler(runs, args.repeats)
+    sampler = Sampler(runs, args.repeats, threshold=busy_threshold(args.busy))
     seeds = dict.fromkeys(runs, 0)
-    for run in sampler:
-        seeds[run] += 1
-        sampler.measure(run, runs[run], seeds[run])
+    with busy_processes(args.busy):
+        load = os.getloadavg()[0]
+        for run in sampler:
+            seeds[run] += 1
+            sampler.measure(run, runs[run], seeds[run])
 
     print(f"Census-Income group 1: X {X.shape} float32, {args.threads} threads, batch {BATCH}, "
           f"{args.repeats} clean epochs per variant")
+    if args.busy:
+        print(f"beside {args.busy} busy single-threaded torch processes (512x512 matmul loops); load "
+              f"average once they ran: {load:.2f}, at the end: {os.getloadavg()[0]:.2f}")
     print(sampler.summary())
     print("paired: median over rounds of the estimator's epoch over the plain loop's epoch "
           "measured next to it (slow drifts of the machine cancel out):")

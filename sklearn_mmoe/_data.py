@@ -7,26 +7,38 @@ tensors that live on the training device, and a sparse input is densified one
 batch at a time.
 """
 
+import contextlib
+import ctypes
+import threading
+from pathlib import Path
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from . import _random
 
-# Inference reads at most INFERENCE_CHUNK rows at a time and pads any chunk
+# Inference reads X in chunks of at most INFERENCE_CHUNK rows (fewer when a row
+# is wide: at most INFERENCE_CHUNK_VALUES values in the widest per-row tensor,
+# see _values_per_row) and pads any chunk
 # shorter than MIN_INFERENCE_ROWS. BLAS picks its kernel (and so its summation
 # order) from the matrix shapes: a short matrix, e.g. one row through a
 # one-column output layer, is summed differently from a long one. Measured
 # here (MKL, 1 and 2 threads, several layer widths): a row's output differs in
 # the last float32 bits below 16 to 32 rows, and is bit-identical at every
-# height from 32 rows up, whether or not a multiple of anything. So with at
-# least 128 rows per call, a row's output is bit-identical whatever else is
-# predicted with it (tests/test_estimators.py checks this wherever the suite
-# runs). One padded row costs ~0.4 ms of network time for the Census model;
-# chunks of 2048 rows are as fast per row as one call over 100,000 rows
-# (faster, in fact) and keep memory bounded.
+# height from 32 rows up, whether or not a multiple of anything, and with 1 or
+# 2 threads. So with at least 128 rows per call, a row's output is
+# bit-identical whatever else is predicted with it and whatever the chunk
+# height (tests/test_inference.py checks this wherever the suite runs).
+#
+# Every chunk is a handful of OpenMP parallel regions (one or two per layer);
+# when other processes hold the cores, each one waits for a descheduled pool
+# thread. Chunks of 16,384 rows make 100,000 rows 7 chunks instead of 49 at
+# the same speed per row on a quiet machine; an input that fits in one padded
+# chunk runs on the calling thread alone (see single_thread).
 MIN_INFERENCE_ROWS = 128
-INFERENCE_CHUNK = 2048
+INFERENCE_CHUNK = 16384
+INFERENCE_CHUNK_VALUES = 1 << 23  # 32 MB of float32 per chunk in the widest tensor
 
 
 def as_float32_rows(X):
@@ -157,21 +169,44 @@ def _float32_chunk(X, index, device):
     return chunk.to(device, non_blocking=True)
 
 
-def inference_chunks(X, device):
+def _chunk_rows(width):
+    """Rows per inference chunk when a row's widest tensor holds ``width`` values."""
+    return max(MIN_INFERENCE_ROWS, min(INFERENCE_CHUNK, INFERENCE_CHUNK_VALUES // max(width, 1)))
+
+
+def _values_per_row(module, n_features):
+    """Values in the widest tensor ``module`` computes per input row (an estimate).
+
+    The input row, or a numeric encoding's expansion: the quantile and
+    piecewise-linear encodings of :class:`sklearn_mmoe.nn.TabularEmbedding`
+    compare every encoded value with its column's whole table
+    (``quantile_lower``, ``bin_lower``), one value per table entry.
+    """
+    widest = n_features
+    for name, buffer in module.named_buffers():
+        if name.rpartition(".")[2] in ("quantile_lower", "bin_lower"):
+            widest = max(widest, buffer.numel())
+    return widest
+
+
+def inference_chunks(X, device, width=None):
     """Yield ``(chunk, rows)``: X's rows, at least 128 per chunk, on ``device``.
 
-    Chunks hold :data:`INFERENCE_CHUNK` rows of ``X`` (validated: a float32
-    tensor, a CSR matrix, or a finite float32 or float64 array, cast one
-    chunk at a time); a shorter one (the last, or the only one) is padded
+    Chunks hold up to :data:`INFERENCE_CHUNK` rows of ``X`` (fewer when a row
+    is wide: at most :data:`INFERENCE_CHUNK_VALUES` values in a tensor of
+    ``width`` values per row, by default X's width; ``X`` validated: a
+    float32 tensor, a CSR matrix, or a finite float32 or float64 array, cast
+    one chunk at a time); a shorter one (the last, or the only one) is padded
     with zero rows to :data:`MIN_INFERENCE_ROWS`, and ``rows`` says how many
     of its rows are real.
     """
     n = X.shape[0]
+    size = _chunk_rows(X.shape[1] if width is None else width)
     per_chunk_cast = isinstance(X, np.ndarray) and X.dtype != np.float32
     if not per_chunk_cast and not isinstance(X, torch.Tensor):
         X = as_float32_rows(X)
-    for start in range(0, n, INFERENCE_CHUNK):
-        stop = min(start + INFERENCE_CHUNK, n)
+    for start in range(0, n, size):
+        stop = min(start + size, n)
         index = slice(start, stop)
         chunk = _float32_chunk(X, index, device) if per_chunk_cast else dense_rows(X, index, device)
         rows = stop - start
@@ -181,13 +216,103 @@ def inference_chunks(X, device):
         yield chunk, rows
 
 
+# ------------------------------------------------ one thread, this thread only
+_thread_controls = None
+_thread_controls_lock = threading.Lock()
+
+
+def _torch_cpu_library():
+    """ctypes handle of torch's CPU library (symbols resolve through its dependencies)."""
+    folder = Path(torch.__file__).parent / "lib"
+    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib"):
+        if (folder / name).is_file():
+            return ctypes.CDLL(str(folder / name))
+    raise OSError("torch's CPU library was not found")
+
+
+def _find_thread_controls():
+    """``(omp_set_num_threads, MKL_Set_Num_Threads_Local or None)`` of torch's runtimes.
+
+    Both set a thread count for the calling thread only. They are looked up
+    through torch's own CPU library, so they are the OpenMP runtime and MKL
+    that torch calls, and used only if setting the OpenMP count demonstrably
+    changes ``torch.get_num_threads()`` (torch built with OpenMP); otherwise
+    ``None``.
+    """
+    try:
+        library = _torch_cpu_library()
+        omp_set = library.omp_set_num_threads
+    except (OSError, AttributeError):
+        return None
+    current = torch.get_num_threads()  # also initialises this thread's count
+    probe = 1 if current != 1 else 2
+    omp_set(probe)
+    try:
+        if torch.get_num_threads() != probe:
+            return None
+    finally:
+        omp_set(current)
+    mkl_set = getattr(library, "MKL_Set_Num_Threads_Local", None)
+    mkl_get = getattr(library, "MKL_Get_Max_Threads", None)
+    if mkl_set is None or mkl_get is None:
+        return omp_set, None
+    previous = mkl_set(probe)  # returns this thread's previous count (0: none)
+    try:
+        works = mkl_get() == probe
+    finally:
+        mkl_set(previous)
+    return omp_set, mkl_set if works else None
+
+
+def _controls():
+    global _thread_controls
+    if _thread_controls is None:
+        with _thread_controls_lock:
+            if _thread_controls is None:
+                _thread_controls = _find_thread_controls() or ()
+    return _thread_controls
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run the calling thread's torch operations on one thread, inside the block.
+
+    ``torch.set_num_threads`` is process-wide (a thread that starts meanwhile
+    takes its value), so it is not used. Instead the calling thread's own
+    OpenMP and MKL thread counts are set to 1 and restored on exit: torch's
+    elementwise kernels and MKL's GEMMs then run inline instead of waking the
+    intra-op pool, while other threads, those started inside the block
+    included, keep the user's setting. Where torch does not run on OpenMP (or
+    its runtime cannot be reached), this does nothing.
+    """
+    controls = _controls()
+    threads = torch.get_num_threads()
+    if not controls or threads == 1:
+        yield
+        return
+    omp_set, mkl_set = controls
+    omp_set(1)
+    previous = mkl_set(1) if mkl_set is not None else None
+    try:
+        yield
+    finally:
+        if mkl_set is not None:
+            mkl_set(previous)
+        omp_set(threads)
+
+
 def predict_logits(module, X, device):
     """Evaluate ``module`` on validated inputs, in chunks of at least 128 rows.
 
     Returns a float32 numpy array of logits ``(n_samples, n_tasks, n_out)``
-    (see :func:`inference_chunks`). The module must already be in evaluation
+    (see :func:`inference_chunks`). An input that fits in one padded chunk is
+    computed on the calling thread alone (:func:`single_thread`): starting
+    the intra-op pool would cost more than the arithmetic, and far more when
+    other processes hold the cores. The module must already be in evaluation
     mode; nothing about it is changed, so concurrent calls are safe.
     """
-    with torch.inference_mode():
-        outputs = [module(chunk)[:rows] for chunk, rows in inference_chunks(X, device)]
+    small = X.shape[0] <= MIN_INFERENCE_ROWS and torch.device(device).type == "cpu"
+    with torch.inference_mode(), single_thread() if small else contextlib.nullcontext():
+        chunks = inference_chunks(X, device, _values_per_row(module, X.shape[1]))
+        outputs = [module(chunk)[:rows] for chunk, rows in chunks]
     return torch.cat(outputs).cpu().numpy()

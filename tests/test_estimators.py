@@ -146,9 +146,9 @@ def test_predictions_do_not_depend_on_batch_or_row_order(cls):
 
 
 def test_rows_predict_identically_across_inference_chunks():
-    # predict_logits reads 2048-row chunks and pads short ones to 128 rows: a
-    # row's output must not depend on which chunk, or how long a chunk, it
-    # falls in (BLAS's summation order is fixed from 32 rows up).
+    # predict_logits pads short chunks to 128 rows: a row's output must not
+    # depend on how long a chunk it falls in (BLAS's summation order is fixed
+    # from 32 rows up). Chunk boundaries: tests/test_inference.py.
     X, Y = make_multitask_regression(5000, 30, random_state=0)
     model = MMoERegressor(n_experts=4, max_epochs=1, random_state=0).fit(X, Y)
     full = model.predict(X)
