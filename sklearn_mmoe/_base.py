@@ -419,6 +419,8 @@ default=None
             if self.numeric_encoding == "auto" and n_encoded > AUTO_PERIODIC_COLUMNS:
                 encoding = "quantile"
         self.numeric_encoding_ = encoding
+        # kept with the model: a later release may change PERIODIC
+        self._periodic = PERIODIC if encoding == "periodic" else None
 
     def _embedding_kwargs(self):
         """Keyword arguments of the input embedding, or None when there is none."""
@@ -432,7 +434,7 @@ default=None
             cardinalities=list(self.n_categories_),
             embedding_dims=list(self.embedding_dims_),
             bin_edges=None if edges is None else [e.tolist() for e in edges],
-            periodic=PERIODIC if self.numeric_encoding_ == "periodic" and quantiles else None,
+            periodic=getattr(self, "_periodic", None) if quantiles else None,
             quantiles=None if quantiles is None else [
                 None if q is None else (q[0].tolist(), q[1].tolist()) for q in quantiles
             ],
