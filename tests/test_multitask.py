@@ -125,6 +125,8 @@ def test_conditional_task_learns_the_conditional_rate():
     model = MultiTaskEstimator(
         architecture="mmoe", conditional_tasks={1: 0}, n_experts=4, expert_hidden_sizes=(16,),
         max_epochs=30, learning_rate=3e-3, random_state=0,
+        # a smooth simulated rate: the encoding for it (see test_cvr_objectives)
+        numeric_encoding="quantile",
     ).fit(X, Y)
     p_cvr = model.predict_proba(X)[1][:, 1]
     true_cvr = 1 / (1 + np.exp(-X[:, 1]))
