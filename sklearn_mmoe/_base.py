@@ -354,7 +354,10 @@ default=None
             # (labels, sample and class weights): a zero weight in one task is a
             # missing label there, not a missing row; a row without any label
             # counts nowhere, as in the loss.
-            self._fit_numeric_encoding(X, (observed * sample_weight).max(axis=1))
+            self._fit_numeric_encoding(
+                X, (observed * sample_weight).max(axis=1),
+                validated=epochs is None and self._uses_early_stopping(X.shape[0]),
+            )
         task_weights = self._check_task_weights(n_tasks)
         if resume:
             self._check_unchanged(self.net_, task_weights, epochs)
@@ -401,12 +404,17 @@ default=None
                 X = _inputs.encode_frame(self, X, reset)
         return X
 
-    def _fit_numeric_encoding(self, X, sample_weight):
-        """Choose the numeric encoding and learn its bin edges (a new fit only)."""
+    def _fit_numeric_encoding(self, X, sample_weight, validated):
+        """Choose the numeric encoding and learn its bin edges (a new fit only).
+
+        ``validated``: the fit early-stops on a validation set. "auto" picks the
+        periodic embeddings (many parameters per column) only then: on small
+        data, and on smooth relations, they fit noise (docs/performance.md).
+        """
         n_numeric = X.shape[1] - len(self.categorical_features_)
         encoding = self.numeric_encoding
         if encoding == "auto":
-            encoding = None if sp.issparse(X) else "periodic"
+            encoding = None if sp.issparse(X) else ("periodic" if validated else "quantile")
         if not n_numeric:
             encoding = None
         self._bin_edges = self._quantiles = None

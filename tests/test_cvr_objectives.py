@@ -194,8 +194,8 @@ def test_each_objective_fits_and_predicts_on_every_kind_of_architecture(objectiv
 def test_debiased_objectives_learn_the_conversion_rate(objective):
     X, Y = _clicks(n=4000, seed=2)
     # The simulated conversion rate is a smooth function of two columns:
-    # "quantile" suits it; the default "periodic" encoding (made for real
-    # tabular data) fits it less well (docs/user_guide.md, numeric columns).
+    # "quantile" suits it, "periodic" (what "auto" picks on larger data) fits
+    # it less well (docs/user_guide.md, numeric columns).
     model = ESMMClassifier(
         cvr_objective=objective, bottom_hidden_sizes=(32,), max_epochs=15, learning_rate=3e-3,
         numeric_encoding="quantile", random_state=0,

@@ -109,7 +109,7 @@ def test_dataframe_with_categories_fits_without_encoders_and_learns_them():
     assert model.categorical_features_.tolist() == [0, 3]
     assert model.categories_[0].tolist() == ["lima", "oslo", "paris", "rome"]
     assert model.n_categories_ == [5, 3] and model.embedding_dims_ == [4, 3]
-    assert model.numeric_encoding_ == "periodic"
+    assert model.numeric_encoding_ == "quantile"  # a small fit without early stopping
     assert list(model.feature_names_in_) == ["city", "gain", "noise", "kind"]
     X_test, Y_test = _frame(seed=1)
     assert (model.predict(X_test) == Y_test).mean() > 0.95
@@ -230,18 +230,20 @@ def test_sparse_input_is_unchanged_and_never_encoded():
         _fit(X, Y, categorical_features=[0], max_epochs=1)
 
 
-def test_auto_numeric_encoding_embeds_periodically_up_to_64_columns():
+def test_auto_numeric_encoding_embeds_periodically_when_validated_and_up_to_64_columns():
     rng = np.random.RandomState(0)
     Y = rng.randint(0, 2, size=(300, 2))
     # 64 numeric columns plus 0/1 columns (which pass through and do not count)
     X = np.hstack([rng.randn(300, 64), rng.randint(0, 2, size=(300, 30))])
-    model = _fit(X, Y, max_epochs=1)
+    model = _fit(X, Y, max_epochs=1, early_stopping=True)
     assert model.numeric_encoding_ == "periodic"
     assert model.net_.module_.embedding.out_features == 64 * 16 + 30
-    model = _fit(np.hstack([X, rng.randn(300, 1)]), Y, max_epochs=1)
-    assert model.numeric_encoding_ == "quantile"
-    # asked for explicitly, any width
-    model = _fit(np.hstack([X, rng.randn(300, 1)]), Y, max_epochs=1, numeric_encoding="periodic")
+    wider = np.hstack([X, rng.randn(300, 1)])
+    assert _fit(wider, Y, max_epochs=1, early_stopping=True).numeric_encoding_ == "quantile"
+    # without a validation set to stop on (small data by default): quantile
+    assert _fit(X, Y, max_epochs=1).numeric_encoding_ == "quantile"
+    # asked for explicitly, any width and size
+    model = _fit(wider, Y, max_epochs=1, numeric_encoding="periodic")
     assert model.numeric_encoding_ == "periodic"
 
 
