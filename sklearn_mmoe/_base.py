@@ -356,7 +356,8 @@ default=None
             # counts nowhere, as in the loss.
             self._fit_numeric_encoding(
                 X, (observed * sample_weight).max(axis=1),
-                validated=epochs is None and self._uses_early_stopping(X.shape[0]),
+                validated=(epochs is None and self._uses_early_stopping(X.shape[0])
+                           and X.shape[0] > AUTO_EARLY_STOPPING_ROWS),
             )
         task_weights = self._check_task_weights(n_tasks)
         if resume:
@@ -407,9 +408,10 @@ default=None
     def _fit_numeric_encoding(self, X, sample_weight, validated):
         """Choose the numeric encoding and learn its bin edges (a new fit only).
 
-        ``validated``: the fit early-stops on a validation set. "auto" picks the
-        periodic embeddings (many parameters per column) only then: on small
-        data, and on smooth relations, they fit noise (docs/performance.md).
+        ``validated``: the fit early-stops on a validation set and has more than
+        AUTO_EARLY_STOPPING_ROWS rows. "auto" picks the periodic embeddings (many
+        parameters per column) only then: on small data, and on smooth
+        relations, they fit noise (docs/performance.md).
         """
         n_numeric = X.shape[1] - len(self.categorical_features_)
         encoding = self.numeric_encoding

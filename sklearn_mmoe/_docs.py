@@ -135,9 +135,9 @@ default="auto"
     piecewise-linear encoding over quantile bins (Gorishniy et al.; see
     :class:`~sklearn_mmoe.nn.TabularEmbedding`): the next layer learns a
     piecewise-linear function of the column. None: the values as given
-    (scale them in the Pipeline). "auto": "periodic" for dense X when the
-    fit early-stops (``early_stopping="auto"``: more than 10,000 rows) and
-    at most 64 numeric columns need encoding; "quantile" for other dense X
+    (scale them in the Pipeline). "auto": "periodic" for dense X of more
+    than 10,000 rows when the fit early-stops (as ``early_stopping="auto"``
+    does there) and at most 64 numeric columns need encoding; "quantile" for other dense X
     (small data, or so many columns that 16 values each would make the
     first layer too wide; the periodic embeddings fit noise there and on
     smooth relations); None for sparse X.

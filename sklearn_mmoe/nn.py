@@ -1089,8 +1089,8 @@ class TabularEmbedding(nn.Module):
                 dtype = torch.int64 if name.startswith("_") else torch.float32
                 self.register_buffer(name, torch.zeros(0, dtype=dtype), persistent=False)
         for name in ("frequencies", "periodic_weight", "periodic_bias"):
-            if not hasattr(self, name):  # TorchScript: the attribute exists, unused
-                setattr(self, name, None)
+            if not hasattr(self, name):  # TorchScript: a tensor attribute, unused and not saved
+                self.register_buffer(name, torch.zeros(0), persistent=False)
         self.numeric_out_features = (
             sum(widths) if self.piecewise_linear or self.periodic else self.n_numeric
         )

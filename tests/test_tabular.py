@@ -230,7 +230,12 @@ def test_sparse_input_is_unchanged_and_never_encoded():
         _fit(X, Y, categorical_features=[0], max_epochs=1)
 
 
-def test_auto_numeric_encoding_embeds_periodically_when_validated_and_up_to_64_columns():
+def test_auto_numeric_encoding_embeds_periodically_when_validated_and_up_to_64_columns(
+    monkeypatch,
+):
+    from sklearn_mmoe import _base
+
+    monkeypatch.setattr(_base, "AUTO_EARLY_STOPPING_ROWS", 250)  # "more than 10,000 rows"
     rng = np.random.RandomState(0)
     Y = rng.randint(0, 2, size=(300, 2))
     # 64 numeric columns plus 0/1 columns (which pass through and do not count)
@@ -240,8 +245,10 @@ def test_auto_numeric_encoding_embeds_periodically_when_validated_and_up_to_64_c
     assert model.net_.module_.embedding.out_features == 64 * 16 + 30
     wider = np.hstack([X, rng.randn(300, 1)])
     assert _fit(wider, Y, max_epochs=1, early_stopping=True).numeric_encoding_ == "quantile"
-    # without a validation set to stop on (small data by default): quantile
-    assert _fit(X, Y, max_epochs=1).numeric_encoding_ == "quantile"
+    # without a validation set to stop on, or with fewer rows: quantile
+    assert _fit(X, Y, max_epochs=1, early_stopping=False).numeric_encoding_ == "quantile"
+    assert _fit(X[:200], Y[:200], max_epochs=1, early_stopping=True).numeric_encoding_ == "quantile"
+    assert _fit(X, Y, max_epochs=1).numeric_encoding_ == "periodic"  # auto: 300 > 250 rows
     # asked for explicitly, any width and size
     model = _fit(wider, Y, max_epochs=1, numeric_encoding="periodic")
     assert model.numeric_encoding_ == "periodic"
