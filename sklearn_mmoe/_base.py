@@ -356,8 +356,7 @@ default=None
             # counts nowhere, as in the loss.
             self._fit_numeric_encoding(
                 X, (observed * sample_weight).max(axis=1),
-                validated=(epochs is None and self._uses_early_stopping(X.shape[0])
-                           and X.shape[0] > AUTO_EARLY_STOPPING_ROWS),
+                early_stops=epochs is None and self._uses_early_stopping(X.shape[0]),
             )
         task_weights = self._check_task_weights(n_tasks)
         if resume:
@@ -405,18 +404,20 @@ default=None
                 X = _inputs.encode_frame(self, X, reset)
         return X
 
-    def _fit_numeric_encoding(self, X, sample_weight, validated):
+    def _fit_numeric_encoding(self, X, sample_weight, early_stops):
         """Choose the numeric encoding and learn its bin edges (a new fit only).
 
-        ``validated``: the fit early-stops on a validation set and has more than
-        AUTO_EARLY_STOPPING_ROWS rows. "auto" picks the periodic embeddings (many
-        parameters per column) only then: on small data, and on smooth
-        relations, they fit noise (docs/performance.md).
+        "auto" is None for sparse X, else "quantile", or the periodic embeddings
+        (many parameters per column) when the fit early-stops on more than
+        AUTO_EARLY_STOPPING_ROWS rows and at most AUTO_PERIODIC_COLUMNS columns
+        are encoded: on small data, and on smooth relations, they fit noise
+        (docs/performance.md).
         """
         n_numeric = X.shape[1] - len(self.categorical_features_)
         encoding = self.numeric_encoding
-        if encoding == "auto":
-            encoding = None if sp.issparse(X) else ("periodic" if validated else "quantile")
+        auto = encoding == "auto"
+        if auto:
+            encoding = None if sp.issparse(X) else "quantile"
         if not n_numeric:
             encoding = None
         self._bin_edges = self._quantiles = None
@@ -426,8 +427,9 @@ default=None
         elif encoding in ("quantile", "periodic"):
             self._quantiles = _inputs.normal_quantiles(numeric, sample_weight=sample_weight)
             n_encoded = sum(q is not None for q in self._quantiles)
-            if self.numeric_encoding == "auto" and n_encoded > AUTO_PERIODIC_COLUMNS:
-                encoding = "quantile"
+            if (auto and early_stops and X.shape[0] > AUTO_EARLY_STOPPING_ROWS
+                    and n_encoded <= AUTO_PERIODIC_COLUMNS):
+                encoding = "periodic"
         self.numeric_encoding_ = encoding
         # kept with the model: a later release may change PERIODIC
         self._periodic = PERIODIC if encoding == "periodic" else None
@@ -444,7 +446,7 @@ default=None
             cardinalities=list(self.n_categories_),
             embedding_dims=list(self.embedding_dims_),
             bin_edges=None if edges is None else [e.tolist() for e in edges],
-            periodic=getattr(self, "_periodic", None) if quantiles else None,
+            periodic=getattr(self, "_periodic", None),
             quantiles=None if quantiles is None else [
                 None if q is None else (q[0].tolist(), q[1].tolist()) for q in quantiles
             ],

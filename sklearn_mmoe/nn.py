@@ -1009,6 +1009,13 @@ class TabularEmbedding(nn.Module):
         values and their cumulative probabilities in [0, 1] (at least 2), or
         None to pass that column through. At most one of ``bin_edges`` and
         ``quantiles``; with neither, numeric columns pass through.
+    periodic : (n_frequencies, width, scale) or None, default=None
+        With ``quantiles``: periodic embeddings of the normal scores
+        (Gorishniy et al., NeurIPS 2022, "PLR"). Encoded column ``f`` becomes
+        ``relu(W_f [cos(2 pi c_f z), sin(2 pi c_f z)] + b_f)``, ``width``
+        values, with ``n_frequencies`` trained frequencies ``c_f`` drawn from
+        N(0, scale^2) and a linear layer per column; passed-through columns
+        come first, then the embedded ones.
 
     Examples
     --------
