@@ -33,7 +33,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _inputs
+from . import _distributed, _inputs
 from ._data import FLOAT32_RANGE_MESSAGE, predict_logits
 from ._labels import nullable_as_object
 from ._persistence import _PersistenceMixin
@@ -302,6 +302,13 @@ default=None
 
     def _fit(self, X, y, sample_weight, epochs, classes):
         self._check_int_parameters()
+        if epochs and not self._resuming(epochs) and _distributed.world() is not None:
+            # A new model in data-parallel partial_fit: every process sets it up
+            # (tasks, classes, vocabularies, quantiles, target scaling) from
+            # rank 0's rows, as one process would from its first call, then
+            # trains on its own rows.
+            first = _distributed.broadcast_object((X, y, sample_weight, classes))
+            self._fit(*first[:3], epochs=0, classes=first[3])
         resume = self._resuming(epochs)
         X = self._encode_X(X, reset=not resume)
         if y is None:

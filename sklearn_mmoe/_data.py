@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from . import _random
+from . import _distributed, _random
 
 # Inference reads X in chunks of at most INFERENCE_CHUNK rows (fewer when a row
 # is wide: at most INFERENCE_CHUNK_VALUES values in the widest per-row tensor,
@@ -120,16 +120,35 @@ class BatchIterator:
         same batches as an uninterrupted one.
     first_epoch : int, default=0
         Number of the first epoch this iterator produces.
+    distributed : {None, "global", "local"}, default=None
+        Data-parallel training (:mod:`sklearn_mmoe._distributed`). ``"global"``:
+        every rank holds the same rows and yields its share (a contiguous
+        part, in rank order) of each of the single-process batches, which
+        are the global batches: the ranks' shares of the last one may be
+        empty. ``"local"``: each rank holds its own rows and yields its
+        batches of ``ceil(batch_size / world_size)`` rows, then empty ones
+        until every rank has yielded as many as the rank with the most.
     """
 
-    def __init__(self, dataset, batch_size, shuffle=False, seed=0, first_epoch=0):
+    def __init__(self, dataset, batch_size, shuffle=False, seed=0, first_epoch=0,
+                 distributed=None):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = first_epoch
+        self.distributed = distributed
+        self._world = _distributed.world() if distributed else None
+        if self._world is not None and distributed == "local":
+            size = self._world[1]
+            self.batch_size = -(-batch_size // size)
+            self._steps = int(_distributed.reduced(
+                [-(-len(dataset) // self.batch_size)], dataset.device, op="max"
+            )[0])
 
     def __len__(self):
+        if self._world is not None and self.distributed == "local":
+            return self._steps
         return -(-len(self.dataset) // self.batch_size)
 
     def _permutation(self):
@@ -142,10 +161,23 @@ class BatchIterator:
         n, size = len(self.dataset), self.batch_size
         order = self._permutation() if self.shuffle else None
         self.epoch += 1
-        for start in range(0, n, size):
-            stop = min(start + size, n)
+        for start, stop in self._bounds(n, size):
             index = slice(start, stop) if order is None else order[start:stop]
             yield self.dataset.batch(index)
+
+    def _bounds(self, n, size):
+        """``(start, stop)`` of this rank's batches (in the epoch's order of the rows)."""
+        if self._world is None:
+            return [(start, min(start + size, n)) for start in range(0, n, size)]
+        rank, ranks = self._world
+        if self.distributed == "local":
+            own = [(start, min(start + size, n)) for start in range(0, n, size)]
+            return own + [(n, n)] * (self._steps - len(own))
+        bounds = []
+        for start in range(0, n, size):
+            rows = min(size, n - start)
+            bounds.append((start + rows * rank // ranks, start + rows * (rank + 1) // ranks))
+        return bounds
 
 
 #: The error for inputs the network's float32 arithmetic cannot hold.

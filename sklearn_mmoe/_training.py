@@ -27,7 +27,7 @@ from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 from skorch.history import History
 
-from . import _random
+from . import _distributed, _random
 from ._data import BatchIterator, MultiTaskDataset, as_float32_rows
 from ._targets import decode, joint
 from .metrics import _METRICS
@@ -74,10 +74,19 @@ class _TrainingNet(NeuralNet):
     """
 
     _batch_hooks = None  # {hook: [bound methods]} during an epoch, else None
+    #: ``(rank, world_size)`` in data-parallel training, else None
+    #: (see :mod:`sklearn_mmoe._distributed`)
+    distributed_ = None
+
+    def _weight_total(self, weight):
+        """The loss denominators of data-parallel training (None: the batch's own)."""
+        if self.distributed_ is None:
+            return None
+        return _distributed.weight_totals(weight, self.distributed_[1])
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         target, weight = y_true
-        return self.criterion_(y_pred, target, weight)
+        return self.criterion_(y_pred, target, weight, total=self._weight_total(weight))
 
     def notify(self, method_name, **cb_kwargs):
         hooks = self._batch_hooks
@@ -113,12 +122,18 @@ class _TrainingNet(NeuralNet):
         self._train_mode()
         X, (target, weight) = batch
         y_pred = self.infer(X, **fit_params)
-        losses = self.criterion_.per_task(y_pred, target, weight)
+        total = self._weight_total(weight)
+        losses = self.criterion_.per_task(y_pred, target, weight, total=total)
         self.criterion_.weighting.backward(losses, self.module_)
         penalty = self.module_.penalty()
         if penalty is not None:  # e.g. L2-Constrained's coupling; its gradient adds up
             penalty.backward()
-        loss = self.criterion_.monitored(y_pred, target, weight, losses)
+        if self.distributed_ is not None:
+            _distributed.average_gradients(
+                list(self.module_.parameters()) + list(self.criterion_.parameters()),
+                self.distributed_[1],
+            )
+        loss = self.criterion_.monitored(y_pred, target, weight, losses, total=total)
         return {"loss": loss, "y_pred": y_pred, "task_losses": losses.detach()}
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
@@ -150,10 +165,14 @@ class _TrainingNet(NeuralNet):
         finally:
             self._batch_hooks = None
         if losses:
-            for row, value in zip(rows, torch.stack(losses).tolist()):
+            losses = torch.stack(losses)
+            task_losses = torch.stack(kept).mean(0) if training else None
+            if self.distributed_ is not None:
+                losses, task_losses = self._global_epoch(rows, prefix, losses, task_losses)
+            for row, value in zip(rows, losses.tolist()):
                 row[prefix + "_loss"] = value
             if training:
-                self.history.record("train_task_loss", torch.stack(kept).mean(0).tolist())
+                self.history.record("train_task_loss", task_losses.tolist())
             else:
                 self._record_validation(kept)
         self.history.record(prefix + "_batch_count", len(losses))
@@ -162,11 +181,35 @@ class _TrainingNet(NeuralNet):
     #: scores (greater is better), or None to score by the loss alone.
     validation_scorer = None
 
+    def _global_epoch(self, rows, prefix, losses, task_losses):
+        """Data-parallel training: the epoch's figures of the global batches.
+
+        Each rank's batch losses are its shares of the global batches' (see
+        :func:`sklearn_mmoe._distributed.weight_totals`), so their mean over
+        the ranks is the global batch's loss; the batch sizes add up. Every
+        rank records the same figures, so callbacks (early stopping) decide
+        alike everywhere.
+        """
+        size_key = prefix + "_batch_size"
+        device = losses.device
+        parts = [losses.double(), torch.tensor([row[size_key] for row in rows], device=device).double()]
+        if task_losses is not None:
+            parts.append(task_losses.double())
+        flat = _distributed.reduced(torch.cat(parts), device)
+        n, ranks = len(rows), self.distributed_[1]
+        for row, size in zip(rows, flat[n: 2 * n].tolist()):
+            row[size_key] = int(size)
+        return flat[:n] / ranks, None if task_losses is None else flat[2 * n:] / ranks
+
     def _record_validation(self, kept):
         """Per-task losses (and scores) of the whole validation set, in the history."""
         logits = torch.cat([y_pred for y_pred, _ in kept])
         target = torch.cat([labels[0] for _, labels in kept])
         weight = torch.cat([labels[1] for _, labels in kept])
+        if self.distributed_ is not None:  # the validation rows of every rank
+            logits, target, weight = (
+                _distributed.gather_rows(t) for t in (logits, target, weight)
+            )
         with torch.no_grad():
             self.history.record(
                 "valid_task_loss", self.criterion_.per_task(logits, target, weight).tolist()
@@ -196,6 +239,9 @@ class _EpochSeed(Callback):
 
     def on_epoch_begin(self, net, **kwargs):
         seed = _random.epoch_seed(self.seed, len(net.history))
+        if net.distributed_ is not None and net.distributed_[0] > 0:
+            # each rank its own draws (dropout of different rows)
+            seed = _random.epoch_seed(seed, net.distributed_[0])
         for generator in _random.active():
             generator.manual_seed(seed)
 
@@ -361,6 +407,20 @@ _LOWER_IS_BETTER = {"log_loss", "mean_squared_error", "root_mean_squared_error",
 
 
 
+def _check_same_rows(n_rows, n_features, device):
+    """Data-parallel ``fit``: a ValueError unless every rank got the same shape of X."""
+    low = _distributed.reduced([n_rows, n_features], device, op="min").tolist()
+    high = _distributed.reduced([n_rows, n_features], device, op="max").tolist()
+    if low != high:
+        raise ValueError(
+            "fit in a torch.distributed process group expects the same X and y on every "
+            f"process (each trains on its share of every batch), got between {int(low[0])} "
+            f"and {int(high[0])} rows, {int(low[1])} and {int(high[1])} columns. To train "
+            "on rows that differ per process (e.g. sklearn_mmoe.datasets.iter_parquet's "
+            "shards), call partial_fit."
+        )
+
+
 def _meta_module(net):
     """The net's module built on the meta device: its shapes, without allocating."""
     with torch.device("meta"):
@@ -508,7 +568,8 @@ class _TrainingMixin:
             ("task_weights", _EpochWeights()),
             ("stopping", stop),
         ]
-        if self.verbose:
+        world = _distributed.world()
+        if self.verbose and (world is None or world[0] == 0):  # one log: rank 0's
             own.append(("log", _EpochLog(monitor, lower_is_better)))
             if sys.stderr.isatty():
                 own.append(("progress", ProgressBar()))
@@ -604,6 +665,9 @@ class _TrainingMixin:
         )
         start = 0 if net is None else len(net.history)
         valid = None
+        world = _distributed.world()
+        if world is not None and epochs is None:
+            _check_same_rows(len(data), X.shape[1], device)
         self.early_stopping_ = epochs is None and self._uses_early_stopping(len(data))
         if self.early_stopping_:
             valid_rows, train_rows = _validation_split(weight > 0, self.validation_fraction, seeds[1])
@@ -627,18 +691,36 @@ class _TrainingMixin:
             ]
             if net.initialized_:
                 net.initialize_callbacks()
+        # fit: every rank holds all rows and trains on its share of each batch;
+        # partial_fit: each rank trains on the rows it was given
+        net.iterator_train__distributed = None if world is None else (
+            "global" if epochs is None else "local"
+        )
+        net.iterator_valid__distributed = None if world is None else "global"
         net.train_split = None if valid is None else predefined_split(valid)
         net.validation_scorer = (
             None if self.scoring == "loss" else _validation_scorer(self.scoring, tasks)
         )
-        net.max_epochs = epochs or self.max_epochs
+        net.max_epochs = self.max_epochs if epochs is None else epochs
         net.iterator_train__first_epoch = start
         if not net.initialized_:
             self._check_network_size(net, device)
         with _random.seeded(seeds[0], device):
             if not net.initialized_:
                 net.initialize()
-            net.partial_fit(data, None)
+                if world is not None:  # the same start everywhere, whatever the devices
+                    _distributed.broadcast_modules(net.module_, net.criterion_)
+            net.distributed_ = world
+            if world is not None and not net.criterion_.weighting.data_parallel:
+                raise ValueError(
+                    f"loss_weighting={self.loss_weighting!r} is not supported in data-parallel "
+                    "training (torch.distributed): it computes per-task gradients of each "
+                    "process's own rows. Use another loss_weighting, or train in one process."
+                )
+            try:
+                net.partial_fit(data, None)
+            finally:
+                net.distributed_ = None
         # Keep no reference to the training data in the fitted model.
         net.train_split = None
         net.module_.eval()
@@ -652,7 +734,7 @@ class _TrainingMixin:
             history.pop()  # interrupted within an epoch: its weights are kept
             interrupted = True
         else:
-            interrupted = len(history) - start < (epochs or self.max_epochs)
+            interrupted = len(history) - start < (self.max_epochs if epochs is None else epochs)
         callbacks = dict(net.callbacks_)
         finite, stop = callbacks["finite"], callbacks.get("stopping")
         name = type(self).__name__

@@ -1574,16 +1574,20 @@ class MaskedMultiTaskLoss(nn.Module):
         loss = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         return loss if self._in_order else loss[:, self._inverse_order]
 
-    def per_task(self, logits, target, weight, objective=True):
+    def per_task(self, logits, target, weight, objective=True, total=None):
         """Per-task losses of shape ``(n_tasks,)``, each a weighted mean.
 
         The training objective; with ``objective=False`` the monitored loss
-        (see :meth:`forward`).
+        (see :meth:`forward`). ``total`` replaces the denominator, the
+        per-task sum of ``weight``: data-parallel training passes the share
+        of the global batch's weight that makes the mean of the processes'
+        losses the global batch's loss.
         """
         loss = self.elementwise(logits, target, weight, objective)
-        return (loss * weight).sum(0) / weight.sum(0).clamp_min(1e-12)
+        total = weight.sum(0) if total is None else total
+        return (loss * weight).sum(0) / total.clamp_min(1e-12)
 
-    def forward(self, logits, target, weight):
+    def forward(self, logits, target, weight, total=None):
         """The monitored loss: ``sum_t task_weights[t] * L_t``, ESMM's loss for conditional tasks.
 
         With ``cvr_objective="ips"`` or ``"dr"`` the counterfactual risk is
@@ -1593,11 +1597,13 @@ class MaskedMultiTaskLoss(nn.Module):
         compare epochs fairly. What is monitored (reported, early-stopped on)
         is the joint loss of every objective alike.
         """
-        return torch.dot(self.per_task(logits, target, weight, objective=False), self.task_weights)
+        return torch.dot(
+            self.per_task(logits, target, weight, objective=False, total=total), self.task_weights
+        )
 
-    def monitored(self, logits, target, weight, losses):
+    def monitored(self, logits, target, weight, losses, total=None):
         """:meth:`forward`, reusing the training step's per-task ``losses`` where they are the same."""
         if self.cvr_objective == "esmm":
             return torch.dot(losses.detach(), self.task_weights)
         with torch.no_grad():
-            return self.forward(logits, target, weight)
+            return self.forward(logits, target, weight, total=total)

@@ -30,7 +30,7 @@ import inspect
 import torch
 from torch import nn
 
-from . import _random
+from . import _distributed, _random
 
 __all__ = [
     "LossWeighting",
@@ -221,6 +221,11 @@ class _Fixed(nn.Module):
         self.task_types = list(task_types)
         self._epoch_losses, self._steps = None, 0
 
+    #: Whether data-parallel training (:mod:`sklearn_mmoe._distributed`)
+    #: trains it as one process would: the mean of the ranks' gradients is
+    #: the global batch's gradient.
+    data_parallel = True
+
     def current_weights(self):
         """The weights of the tasks' losses in the current objective."""
         return self.weights
@@ -247,6 +252,9 @@ class _Fixed(nn.Module):
             else torch.zeros_like(self.base_weights)
         )
         self._epoch_losses, self._steps = None, 0
+        world = _distributed.world()
+        if world is not None:  # data-parallel: the ranks' shares make the global mean
+            mean = _distributed.reduced(mean, mean.device).to(mean.dtype) / world[1]
         return mean
 
 
@@ -298,6 +306,9 @@ class _Decay(_Fixed):
 
 
 class _GradNorm(_Fixed):
+    # its weights follow the norms of each rank's own task gradients
+    data_parallel = False
+
     def __init__(self, task_weights, task_types, alpha):
         super().__init__(task_weights, task_types)
         self.alpha = alpha
@@ -331,6 +342,9 @@ class _GradNorm(_Fixed):
 
 
 class _PCGrad(_Fixed):
+    # the projection of the ranks' gradients is not that of the global ones
+    data_parallel = False
+
     def backward(self, losses, module):
         shared = [p for p in module.shared_parameters() if p.requires_grad]
         if not shared:  # no parameter shared between tasks (SingleTask): nothing conflicts
