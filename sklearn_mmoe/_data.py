@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.utils import assert_all_finite
 
 from . import _distributed, _random
 
@@ -195,10 +196,13 @@ def _float32_chunk(X, index, device):
     float32 range becomes infinite in the cast and is reported here.
     """
     with np.errstate(over="ignore"):  # reported below, as a ValueError
-        chunk = torch.from_numpy(np.ascontiguousarray(X[index], dtype=np.float32))
-    if not torch.isfinite(chunk).all():
+        chunk = np.ascontiguousarray(X[index], dtype=np.float32)
+    # numpy's check: torch.isfinite(...).all() took 10x as long (2026-12-02)
+    if not np.isfinite(chunk).all():
+        # NaN or infinity in X (scikit-learn's message), else beyond float32
+        assert_all_finite(X[index], input_name="X")
         raise ValueError(FLOAT32_RANGE_MESSAGE)
-    return chunk.to(device, non_blocking=True)
+    return torch.from_numpy(chunk).to(device, non_blocking=True)
 
 
 def _chunk_rows(width):

@@ -74,7 +74,7 @@ class _GateWeightsMixin:
         True
         """
         check_is_fitted(self)
-        X = self._encode_X(X, reset=False)
+        X = self._encode_X(X, reset=False, chunked=True)
         module = self.net_.module_
         chunks = []
         with torch.inference_mode():
