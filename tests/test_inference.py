@@ -173,3 +173,25 @@ def test_concurrent_small_and_large_predictions_match_serial(model_and_X, thread
         for a, b in zip(s, p):
             assert np.array_equal(a, b)
     assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [(np.nan, "Input X contains NaN"), (-np.inf, "Input X contains infinity"),
+     (1e300, "beyond the float32 range")],
+)
+def test_float64_rows_are_checked_in_the_chunk_that_holds_them(model_and_X, monkeypatch,
+                                                               value, message):
+    """A float64 X is checked as each chunk is cast: a bad value in the last chunk raises."""
+    model, X = model_and_X
+    monkeypatch.setattr(_data, "INFERENCE_CHUNK", 256)
+    bad = X[:1000].copy()
+    bad[-1, 5] = value
+    for method in (model.predict, model.predict_proba, model.predict_log_proba):
+        with pytest.raises(ValueError, match=message):
+            method(bad)
+    # a fitted model continued by partial_fit checks X before training (and is left as it was)
+    before = model.predict_proba(X[:50])
+    with pytest.raises(ValueError, match=message):
+        model.partial_fit(bad, np.zeros((len(bad), 2), dtype=int))
+    np.testing.assert_array_equal(model.predict_proba(X[:50])[1], before[1])
