@@ -56,6 +56,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from _cli import bench_parser
+from _memory import reset_peak, status_bytes
 from _quiet import Sampler
 from sklearn.compose import make_column_transformer
 from sklearn.exceptions import ConvergenceWarning
@@ -127,14 +128,6 @@ def batch_costs(X, n_batches, seed):
 
 
 # ------------------------------------------------------------------ memory
-def _status_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
 def child(path, threads):
     """Runs in a fresh process: RSS growth of one fit on the saved matrix."""
     torch.set_num_threads(threads)
@@ -143,17 +136,12 @@ def child(path, threads):
     X = sp.load_npz(path + ".npz") if path.endswith("sparse") else np.load(path + ".npy")
     make_estimator().fit(X[:4096], Y[:4096])  # warm-up: torch/skorch one-time allocations
     gc.collect()
-    before = _status_kb("VmRSS")
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset the peak-RSS mark to the current RSS
-        method = "VmHWM after reset"
-    except OSError:
-        method = "VmHWM (not reset: peak since start)"
+    before = status_bytes("VmRSS")
+    method = "VmHWM after reset" if reset_peak() else "VmHWM (not reset: peak since start)"
     est = make_estimator().fit(X, Y)
-    peak = _status_kb("VmHWM")
+    peak = status_bytes("VmHWM")
     params = sum(p.numel() * p.element_size() for p in est.net_.module_.parameters())
-    print(json.dumps({"before": before * 1024, "peak": peak * 1024, "method": method, "params": params}))
+    print(json.dumps({"before": before, "peak": peak, "method": method, "params": params}))
 
 
 def measure_memory(path, threads):
