@@ -69,6 +69,23 @@ def scenarios():
     }
 
 
+def parquet(folder):
+    """partial_fit over this rank's share of Parquet files of uneven sizes (iter_parquet)."""
+    from sklearn_mmoe import MMoEClassifier
+    from sklearn_mmoe.datasets import iter_parquet
+
+    model = MMoEClassifier(batch_size=64, random_state=5)
+    calls = 0
+    for epoch in range(2):
+        for X, Y in iter_parquet(folder, ["y0", "y1"], batch_rows=100, random_state=epoch):
+            model.partial_fit(X, Y, classes=[[0, 1], [0, 1]])
+            calls += 1
+    return {
+        "state": {k: v.clone() for k, v in model.net_.module_.state_dict().items()},
+        "loss_curve": list(model.loss_curve_), "validation_loss_curve": [], "calls": calls,
+    }
+
+
 def main(out):
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
@@ -101,6 +118,7 @@ def main(out):
         except ValueError as exc:
             errors[name] = str(exc)
     results["errors"] = errors
+    results["parquet"] = parquet(f"{out}/parquet")
     torch.save(results, f"{out}/rank{rank}.pt")
     dist.destroy_process_group()
 

@@ -22,9 +22,23 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def write_parquet(folder):
+    """Three files of 300, 250 and 120 rows: the two ranks' shares differ in size."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    folder.mkdir()
+    for i, n in enumerate((300, 250, 120)):
+        X, y = worker.scenarios()["fit"][1](0)
+        rows = slice(100 * i, 100 * i + n)
+        table = {f"x{j}": X[rows, j] for j in range(X.shape[1])}
+        table.update(y0=y[rows, 0], y1=y[rows, 1])
+        pq.write_table(pa.table(table), folder / f"part-{i}.parquet")
+
+
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
+    write_parquet(out / "parquet")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(__file__).parent.parent)] + [p for p in [env.get("PYTHONPATH")] if p]
@@ -59,7 +73,7 @@ SCENARIOS = list(worker.scenarios())
 FITS = [name for name in SCENARIOS if worker.scenarios()[name][2] == "fit"]
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", SCENARIOS + ["parquet"])
 def test_ranks_end_with_identical_weights_and_history(ranks, name):
     first, second = ranks[0][name], ranks[1][name]
     for key, tensor in first["state"].items():
@@ -108,3 +122,10 @@ def test_unsupported_data_parallel_fits_raise_on_every_rank(ranks):
         assert "loss_weighting='pcgrad' is not supported in data-parallel" in rank["errors"]["pcgrad"]
         assert "same X and y on every process" in rank["errors"]["rows"]
         assert "between 400 and 401 rows" in rank["errors"]["rows"]
+
+
+def test_iter_parquet_shards_step_together_in_partial_fit(ranks):
+    """Each rank read its own files (uneven shares) and made as many partial_fit calls."""
+    calls = [rank["parquet"]["calls"] for rank in ranks]
+    # two passes; each: the larger share's ceil(rows / 100) chunks, 4 to 6
+    assert calls[0] == calls[1] >= 8

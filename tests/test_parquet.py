@@ -150,6 +150,27 @@ def test_rank_shards_are_disjoint_and_cover_every_file(tmp_path):
             folder, ["click"], batch_rows=10, random_state=1, rank=0, world_size=2))))
 
 
+def test_every_rank_yields_as_many_chunks_whatever_its_share(tmp_path):
+    """Data-parallel partial_fit calls go in step: a rank with fewer rows cuts smaller chunks."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for i, n in enumerate((100, 100, 37)):  # rank 0 of 2: 137 rows; rank 1: 100
+        row = np.arange(1000 * i, 1000 * i + n)
+        pq.write_table(pa.table({"row": row, "click": row % 2}), folder / f"part-{i}.parquet")
+    shares = [
+        [len(rows) for rows in rows_of(iter_parquet(
+            folder, ["click"], batch_rows=40, shuffle_files=False, rank=rank, world_size=2))]
+        for rank in (0, 1)
+    ]
+    assert shares == [[34, 34, 34, 35], [25, 25, 25, 25]]  # 4 = ceil(137 / 40) each
+    # alone, a rank cuts batch_rows as before
+    assert [len(r) for r in rows_of(iter_parquet(folder, ["click"], batch_rows=40,
+                                                 shuffle_files=False))] == [40] * 5 + [37]
+    # a share too small to cut as many chunks: a clear error
+    with pytest.raises(ValueError, match="hold 100 to 137 rows"):
+        iter_parquet(folder, ["click"], batch_rows=1, shuffle_files=False, rank=0, world_size=2)
+
+
 def test_the_process_group_gives_the_rank(tmp_path, monkeypatch):
     torch_distributed = pytest.importorskip("torch.distributed")
     folder = write_files(tmp_path / "d", n_files=4, rows_per_file=10)

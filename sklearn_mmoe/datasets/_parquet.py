@@ -5,6 +5,7 @@ Reading is done by ``pyarrow.dataset`` (the optional ``parquet`` extra).
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import itertools
 import os
 import sys
 from numbers import Integral
@@ -155,20 +156,47 @@ def _row_groups(dataset, columns):
             yield piece.to_table(schema=dataset.schema, columns=columns)
 
 
-def _chunks(pa, tables, batch_rows, features, targets, squeeze):
-    """``(X, Y)`` chunks of exactly ``batch_rows`` rows (the last one: what is left)."""
-    pending, n_pending = [], 0
+def _chunks(pa, tables, sizes, features, targets, squeeze):
+    """``(X, Y)`` chunks of the rows of ``tables``, of the successive ``sizes``
+    (then of what is left)."""
+    sizes = iter(sizes)
+    size, pending, n_pending = next(sizes, None), [], 0
     for table in tables:
         while table.num_rows:
-            take = min(batch_rows - n_pending, table.num_rows)
+            take = table.num_rows if size is None else min(size - n_pending, table.num_rows)
             pending.append(table.slice(0, take))
             n_pending += take
             table = table.slice(take)
-            if n_pending == batch_rows:
+            if n_pending == size:
                 yield _to_xy(pa, pending, features, targets, squeeze)
-                pending, n_pending = [], 0
+                size, pending, n_pending = next(sizes, None), [], 0
     if n_pending:
         yield _to_xy(pa, pending, features, targets, squeeze)
+
+
+def _chunk_sizes(ds, dataset, shards, rank, batch_rows):
+    """Sizes of this rank's chunks: as many chunks on every rank, none larger than ``batch_rows``.
+
+    Data-parallel ``partial_fit`` steps every process together, so each rank
+    must make as many calls: as many as the rank with the most rows (counted
+    from the files' metadata) needs for chunks of at most ``batch_rows``.
+    Every rank cuts its own rows into that many near-equal chunks.
+    """
+    rows = [
+        ds.dataset(files, format="parquet", filesystem=dataset.filesystem,
+                   schema=dataset.schema).count_rows()
+        for files in shards
+    ]
+    n_chunks = max(-(-n // batch_rows) for n in rows)
+    if min(rows) < n_chunks:
+        raise ValueError(
+            f"The processes' shares of the files hold {min(rows)} to {max(rows)} rows: with "
+            f"batch_rows={batch_rows}, each must cut {n_chunks} chunks (as many calls of "
+            "partial_fit on every process), which the smallest share cannot. Write files of "
+            "more even sizes, or raise batch_rows."
+        )
+    mine = rows[rank]
+    return [mine * (i + 1) // n_chunks - mine * i // n_chunks for i in range(n_chunks)]
 
 
 def _to_xy(pa, tables, features, targets, squeeze):
@@ -247,7 +275,9 @@ def iter_parquet(
     batch_rows : int
         Number of rows per chunk. Every chunk has exactly this many rows
         except the last one of the pass, which has what is left; chunks span
-        file boundaries.
+        file boundaries. When the files are shared among several processes,
+        every rank cuts its rows into as many near-equal chunks of at most
+        `batch_rows` rows (see the notes).
 
     columns : list of str, default=None
         The feature columns, in this order. None: every column that is not a
@@ -306,9 +336,13 @@ def iter_parquet(
     representative, and pass ``classes=`` for classification tasks.
 
     **Several processes.** A rank gets ``len(files) // world_size`` files or
-    one more. Data-parallel training (DDP) synchronises every optimisation
-    step, so the ranks must make the same number of steps: write files of
-    equal size, as many as a multiple of the number of processes.
+    one more. Data-parallel ``partial_fit`` steps every process together, so
+    every rank yields the same number of chunks, as many as the rank with
+    the most rows (counted from the files' metadata) needs for chunks of at
+    most `batch_rows` rows; each rank cuts its rows into that many near-equal
+    chunks (a ValueError if a rank has fewer rows than that). Within a call, a process
+    with fewer rows takes empty steps until the others are done; files of
+    similar sizes keep that waste small.
 
     Examples
     --------
@@ -347,12 +381,16 @@ def iter_parquet(
         )
     if shuffle_files:
         files = [files[i] for i in check_random_state(random_state).permutation(len(files))]
+    shards = [files[r::world_size] for r in range(world_size)]
     shard = ds.dataset(
-        files[rank::world_size], format="parquet", filesystem=dataset.filesystem,
-        schema=dataset.schema,
+        shards[rank], format="parquet", filesystem=dataset.filesystem, schema=dataset.schema,
+    )
+    sizes = (
+        itertools.repeat(batch_rows) if world_size == 1
+        else _chunk_sizes(ds, dataset, shards, rank, batch_rows)
     )
     columns = features + [name for name in targets if name not in features]
     return _chunks(
-        pa, _row_groups(shard, columns), batch_rows, features, targets,
+        pa, _row_groups(shard, columns), sizes, features, targets,
         isinstance(target_columns, str),
     )
