@@ -63,10 +63,20 @@ def _search(**kwargs):
 
 @contextlib.contextmanager
 def _without_thread_variables():
-    with pytest.MonkeyPatch.context() as patch:
-        for name in THREAD_VARIABLES:
-            patch.delenv(name, raising=False)
+    """Remove the thread variables inside the block; restore all of os.environ after it.
+
+    All of it: a dask nanny writes its ``pre-spawn-environ`` variables
+    (``OMP_NUM_THREADS=1``, ``PYTHONHASHSEED``, ...) into this process's
+    environment before it starts a worker, and leaves them there.
+    """
+    saved = dict(os.environ)
+    for name in THREAD_VARIABLES:
+        os.environ.pop(name, None)
+    try:
         yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
@@ -92,17 +102,15 @@ def _check_distributed(search, sequential):
 @pytest.fixture(scope="module")
 def dask_client():
     distributed = pytest.importorskip("dask.distributed")
-    with _without_thread_variables():
-        cluster = distributed.LocalCluster(
-            n_workers=N_WORKERS, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None, silence_logs=logging.ERROR,
-        )
-    with cluster, distributed.Client(cluster) as client:
+    with _without_thread_variables(), distributed.LocalCluster(
+        n_workers=N_WORKERS, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, silence_logs=logging.ERROR,
+    ) as cluster, distributed.Client(cluster) as client:
         yield client
 
 
 def test_dask_search_matches_sequential(dask_client, sequential):
-    with joblib.parallel_config(backend="dask"):
+    with joblib.parallel_backend("dask"):
         search = _search(n_jobs=-1)
     _check_distributed(search, sequential)
 
@@ -116,11 +124,11 @@ def ray_backend():
     # Ray's backend swaps the base class of joblib's PicklingPool (used by the
     # "multiprocessing" backend) for its own Pool: put it back afterwards.
     bases = PicklingPool.__bases__
-    with _without_thread_variables(), pytest.MonkeyPatch.context() as patch:
+    with _without_thread_variables():
         # Ray's workers do not get this process's sys.path: let them import
         # this module, which defines the probe scorers.
-        patch.setenv("PYTHONPATH", os.pathsep.join(
-            filter(None, [os.path.dirname(__file__), os.environ.get("PYTHONPATH")])))
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [os.path.dirname(__file__), os.environ.get("PYTHONPATH")]))
         ray.init(num_cpus=N_WORKERS, include_dashboard=False, log_to_driver=False)
     try:
         ray_joblib.register_ray()
@@ -131,7 +139,7 @@ def ray_backend():
 
 
 def test_ray_search_matches_sequential(ray_backend, sequential):
-    with joblib.parallel_config(backend="ray"):
+    with joblib.parallel_backend("ray"):
         search = _search(n_jobs=N_WORKERS)
     _check_distributed(search, sequential)
 
@@ -139,6 +147,6 @@ def test_ray_search_matches_sequential(ray_backend, sequential):
 def test_loky_search_matches_sequential(sequential):
     # joblib's default backend sets the thread variables that the environment
     # leaves unset to cpu_count() // n_jobs in its workers.
-    with _without_thread_variables(), joblib.parallel_config(backend="loky"):
+    with _without_thread_variables(), joblib.parallel_backend("loky"):
         search = _search(n_jobs=N_WORKERS)
     _check_distributed(search, sequential)
