@@ -20,7 +20,8 @@ The search runs
   that dask's nanny sets in its workers by default (dask config
   ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_: None``):
   setting that variable turns off glibc's adaptive mmap threshold, so that
-  torch's large per-batch buffers are mapped and unmapped at every batch;
+  torch's large per-batch buffers are likely mapped and unmapped at every
+  batch;
 * ``ray``: Ray's joblib backend on ``ray.init(num_cpus=2)`` (skipped if
   ray is missing).
 
