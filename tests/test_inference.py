@@ -5,6 +5,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -173,3 +174,23 @@ def test_concurrent_small_and_large_predictions_match_serial(model_and_X, thread
         for a, b in zip(s, p):
             assert np.array_equal(a, b)
     assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("encoding", ["quantile", "piecewise_linear", "periodic", None])
+def test_padding_after_the_embedding_changes_no_bit(encoding, monkeypatch):
+    # A short chunk is padded behind a row-by-row input embedding (quantile,
+    # piecewise-linear, categorical codes), in front of the periodic one:
+    # the outputs are those of padding the input rows.
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.normal(size=(300, 6)), columns=[f"x{j}" for j in range(6)])
+    X["city"] = pd.Categorical(rng.choice(["a", "b", "c"], size=300))
+    Y = np.column_stack([X["x0"] + (X["city"] == "a") > 0, X["x1"] * X["x2"] > 0]).astype(int)
+    model = MMoEClassifier(n_experts=3, expert_hidden_sizes=(16,), tower_hidden_sizes=(8,),
+                           max_epochs=2, numeric_encoding=encoding, random_state=0).fit(X, Y)
+    embedding, _ = _data._row_by_row_embedding(model.net_.module_)
+    assert (embedding is None) == (encoding == "periodic")
+    slices = [(0, 1), (299, 300), (17, 20), (100, 227), (0, 128), (0, 300)]
+    outputs = [model._logits(X.iloc[start:stop]) for start, stop in slices]
+    monkeypatch.setattr(_data, "_row_by_row_embedding", lambda module: (None, module))
+    for (start, stop), out in zip(slices, outputs):
+        assert np.array_equal(out, model._logits(X.iloc[start:stop])), (start, stop)
