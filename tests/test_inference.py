@@ -194,3 +194,27 @@ def test_padding_after_the_embedding_changes_no_bit(encoding, monkeypatch):
     monkeypatch.setattr(_data, "_row_by_row_embedding", lambda module: (None, module))
     for (start, stop), out in zip(slices, outputs):
         assert np.array_equal(out, model._logits(X.iloc[start:stop])), (start, stop)
+
+
+def test_single_rows_skip_no_input_check():
+    # Short float arrays skip scikit-learn's generic validation when they pass
+    # it as they are; every check still applies to a single row.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 4))
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(int)
+    model = MMoEClassifier(n_experts=2, expert_hidden_sizes=(8,), tower_hidden_sizes=(4,),
+                           max_epochs=1, random_state=0).fit(X, Y)
+    for bad in (np.nan, np.inf):
+        row = X[:1].copy()
+        row[0, 2] = bad
+        with pytest.raises(ValueError, match="X contains"):
+            model.predict_proba(row)
+    with pytest.raises(ValueError, match="X has 3 features"):
+        model.predict_proba(X[:1, :3].copy())
+    with pytest.raises(ValueError, match="float32 range"):
+        model.predict_proba(np.full((1, 4), 1e300))
+    assert np.array_equal(model.predict(X[:1].astype(np.float32)), model.predict(X)[:1])
+    framed = MMoEClassifier(n_experts=2, expert_hidden_sizes=(8,), tower_hidden_sizes=(4,),
+                            max_epochs=1, random_state=0).fit(pd.DataFrame(X, columns=list("abcd")), Y)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        framed.predict_proba(X[:1].copy())
