@@ -34,7 +34,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _distributed, _inputs
-from ._data import FLOAT32_RANGE_MESSAGE, predict_logits
+from ._data import FLOAT32_RANGE_MESSAGE, MIN_INFERENCE_ROWS, predict_logits
 from ._labels import nullable_as_object
 from ._persistence import _PersistenceMixin
 from ._targets import (
@@ -103,6 +103,27 @@ def _validate_X(estimator, X, reset, check_range=True):
     ):
         raise ValueError(FLOAT32_RANGE_MESSAGE)
     return X
+
+
+def _passes_validation_as_is(estimator, X):
+    """Whether ``validate_data(estimator, X, reset=False)`` would return ``X`` itself.
+
+    True for a short, C-contiguous, finite float32 or float64 ndarray of the
+    fitted width, for an estimator fitted without feature names: what a
+    single-row ``predict`` usually gets, where scikit-learn's generic checks
+    cost more than the network. Anything else, invalid inputs included, goes
+    through ``validate_data`` and its errors and warnings.
+    """
+    return (
+        type(X) is np.ndarray
+        and X.ndim == 2
+        and X.dtype in (np.float32, np.float64)
+        and 1 <= X.shape[0] <= MIN_INFERENCE_ROWS
+        and X.shape[1] == getattr(estimator, "n_features_in_", None)
+        and X.flags.c_contiguous
+        and not hasattr(estimator, "feature_names_in_")
+        and bool(np.isfinite(X).all())
+    )
 
 
 def _sample_weight_per_task(sample_weight, X, n_tasks):
@@ -411,7 +432,9 @@ default=None
                     self.categorical_features, X
                 )
         if len(getattr(self, "categorical_features_", ())) == 0:
-            X = _validate_X(self, X, reset, check_range=not chunked)
+            # predict: a short, finite ndarray needs none of validate_data's work
+            if reset or not (chunked and _passes_validation_as_is(self, X)):
+                X = _validate_X(self, X, reset, check_range=not chunked)
             if reset:  # no categorical column: the same attributes, empty
                 self.categories_, self.n_categories_, self.embedding_dims_ = [], [], []
         else:

@@ -18,6 +18,7 @@ import torch
 from sklearn.utils import assert_all_finite
 
 from . import _distributed, _random
+from .nn import EmbeddedNetwork
 
 # Inference reads X in chunks of at most INFERENCE_CHUNK rows (fewer when a row
 # is wide: at most INFERENCE_CHUNK_VALUES values in the widest per-row tensor,
@@ -225,7 +226,7 @@ def _values_per_row(module, n_features):
     return widest
 
 
-def inference_chunks(X, device, width=None):
+def inference_chunks(X, device, width=None, pad=True):
     """Yield ``(chunk, rows)``: X's rows, at least 128 per chunk, on ``device``.
 
     Chunks hold up to :data:`INFERENCE_CHUNK` rows of ``X`` (fewer when a row
@@ -233,8 +234,9 @@ def inference_chunks(X, device, width=None):
     ``width`` values per row, by default X's width; ``X`` validated: a
     float32 tensor, a CSR matrix, or a finite float32 or float64 array, cast
     one chunk at a time); a shorter one (the last, or the only one) is padded
-    with zero rows to :data:`MIN_INFERENCE_ROWS`, and ``rows`` says how many
-    of its rows are real.
+    with zero rows to :data:`MIN_INFERENCE_ROWS` (left to the caller with
+    ``pad=False``, see :func:`pad_rows`), and ``rows`` says how many of its
+    rows are real.
     """
     n = X.shape[0]
     size = _chunk_rows(X.shape[1] if width is None else width)
@@ -245,11 +247,15 @@ def inference_chunks(X, device, width=None):
         stop = min(start + size, n)
         index = slice(start, stop)
         chunk = _float32_chunk(X, index, device) if per_chunk_cast else dense_rows(X, index, device)
-        rows = stop - start
-        if rows < MIN_INFERENCE_ROWS:
-            padding = chunk.new_zeros((MIN_INFERENCE_ROWS - rows, chunk.shape[1]))
-            chunk = torch.cat([chunk, padding])
-        yield chunk, rows
+        yield (pad_rows(chunk) if pad else chunk), stop - start
+
+
+def pad_rows(chunk):
+    """``chunk`` with zero rows appended up to :data:`MIN_INFERENCE_ROWS` rows."""
+    rows = chunk.shape[0]
+    if rows >= MIN_INFERENCE_ROWS:
+        return chunk
+    return torch.cat([chunk, chunk.new_zeros((MIN_INFERENCE_ROWS - rows, *chunk.shape[1:]))])
 
 
 # ------------------------------------------------ one thread, this thread only
@@ -337,6 +343,21 @@ def single_thread():
         omp_set(threads)
 
 
+def _row_by_row_embedding(module):
+    """``(embedding, network)`` of ``module`` when its input embedding is computed row by row.
+
+    Each row's embedding is then bit-identical whatever the chunk's height:
+    elementwise arithmetic, gathers and reductions within a row (the
+    quantile and piecewise-linear encodings, the categorical tables). The
+    periodic encoding is not (its per-column linear layers are a batched
+    matrix product, whose summation order follows the height), and neither
+    is a module without an embedding: ``(None, module)``.
+    """
+    if not isinstance(module, EmbeddedNetwork) or getattr(module.embedding, "periodic", True):
+        return None, module
+    return module.embedding, module.network
+
+
 def predict_logits(module, X, device):
     """Evaluate ``module`` on validated inputs, in chunks of at least 128 rows.
 
@@ -344,11 +365,21 @@ def predict_logits(module, X, device):
     (see :func:`inference_chunks`). An input that fits in one padded chunk is
     computed on the calling thread alone (:func:`single_thread`): starting
     the intra-op pool would cost more than the arithmetic, and far more when
-    other processes hold the cores. The module must already be in evaluation
-    mode; nothing about it is changed, so concurrent calls are safe.
+    other processes hold the cores. A short chunk is padded after a row-by-row
+    input embedding (:func:`_row_by_row_embedding`), not before: the padding
+    only matters to the matrix products behind it, and a single row then
+    costs one row's encoding. The module must already be in evaluation mode;
+    nothing about it is changed, so concurrent calls are safe.
     """
-    small = X.shape[0] <= MIN_INFERENCE_ROWS and torch.device(device).type == "cpu"
+    n = X.shape[0]
+    small = n <= MIN_INFERENCE_ROWS and torch.device(device).type == "cpu"
+    embedding, network = _row_by_row_embedding(module)
+    # the chunk height only matters when X does not fit in one chunk
+    width = _values_per_row(module, X.shape[1]) if n > MIN_INFERENCE_ROWS else None
     with torch.inference_mode(), single_thread() if small else contextlib.nullcontext():
-        chunks = inference_chunks(X, device, _values_per_row(module, X.shape[1]))
-        outputs = [module(chunk)[:rows] for chunk, rows in chunks]
+        chunks = inference_chunks(X, device, width, pad=embedding is None)
+        if embedding is None:
+            outputs = [module(chunk)[:rows] for chunk, rows in chunks]
+        else:
+            outputs = [network(pad_rows(embedding(chunk)))[:rows] for chunk, rows in chunks]
     return torch.cat(outputs).cpu().numpy()

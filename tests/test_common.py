@@ -19,7 +19,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 ESTIMATORS = all_estimators()
 
 FEW_EPOCHS = 5
-LEARNING_EPOCHS = 60
+# 30 epochs (the checks assert accuracy > 0.83 and R^2 > 0.5): every estimator
+# scored at least 0.94 accuracy and 0.77 R^2 on the checks' data with 30, against
+# 0.94 and 0.79 with 60, the count used before.
+LEARNING_EPOCHS = 30
 
 
 def _small(cls, **params):

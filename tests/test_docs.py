@@ -32,6 +32,11 @@ PUBLIC_MODULES = [
 ]
 
 
+# Under pytest-xdist (the suite runs with ``-n 2``), the tests of the built
+# docs run in one worker so that the docs are built once.
+built_docs = pytest.mark.xdist_group("docs-build")
+
+
 @pytest.fixture(scope="module")
 def html(tmp_path_factory):
     """Build the docs once; return the HTML output folder."""
@@ -58,6 +63,7 @@ def _read(path):
     return path.read_text(encoding="utf-8")
 
 
+@built_docs
 def test_index(html):
     page = _read(html / "index.html")
     assert "First example" in page
@@ -66,6 +72,7 @@ def test_index(html):
         assert f'href="{target}' in page, target
 
 
+@built_docs
 def test_markdown_pages(html):
     """Every Markdown page of docs/ is built (myst-parser)."""
     pages = sorted(DOCS.glob("*.md"))
@@ -75,6 +82,7 @@ def test_markdown_pages(html):
     assert "Targets with missing labels" in _read(html / "user_guide.html")
 
 
+@built_docs
 def test_estimator_page(html):
     """A class docstring built from sklearn_mmoe._docs renders every section."""
     page = _read(html / "generated" / "sklearn_mmoe.MMoEClassifier.html")
@@ -85,6 +93,7 @@ def test_estimator_page(html):
     assert "set_fit_request" not in page
 
 
+@built_docs
 def test_api_reference_is_complete(html):
     """Every public object (``__all__``) and every experiment has a page."""
     generated = html / "generated"
@@ -106,6 +115,7 @@ def test_api_reference_is_complete(html):
     assert not missing, f"no API page for {missing} (add them to docs/api.rst)"
 
 
+@built_docs
 def test_gallery(html):
     """Every example is a gallery page, rendered without being run."""
     index = _read(html / "auto_examples" / "index.html")

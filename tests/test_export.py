@@ -32,7 +32,11 @@ from sklearn_mmoe import (
 from sklearn_mmoe._architectures import ARCHITECTURES
 from sklearn_mmoe.export import MIN_OPSET, to_onnx, to_torch
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+    # one pytest-xdist worker runs the module: its fitted models are fitted once
+    pytest.mark.xdist_group("export-models"),
+]
 
 ATOL = 1e-5
 NAMES = ["task0", "task1", "task1_joint", "task2", "task3"]

@@ -5,6 +5,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -195,3 +196,47 @@ def test_float64_rows_are_checked_in_the_chunk_that_holds_them(model_and_X, monk
     with pytest.raises(ValueError, match=message):
         model.partial_fit(bad, np.zeros((len(bad), 2), dtype=int))
     np.testing.assert_array_equal(model.predict_proba(X[:50])[1], before[1])
+
+
+@pytest.mark.parametrize("encoding", ["quantile", "piecewise_linear", "periodic", None])
+def test_padding_after_the_embedding_changes_no_bit(encoding, monkeypatch):
+    # A short chunk is padded behind a row-by-row input embedding (quantile,
+    # piecewise-linear, categorical codes), in front of the periodic one:
+    # the outputs are those of padding the input rows.
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.normal(size=(300, 6)), columns=[f"x{j}" for j in range(6)])
+    X["city"] = pd.Categorical(rng.choice(["a", "b", "c"], size=300))
+    Y = np.column_stack([X["x0"] + (X["city"] == "a") > 0, X["x1"] * X["x2"] > 0]).astype(int)
+    model = MMoEClassifier(n_experts=3, expert_hidden_sizes=(16,), tower_hidden_sizes=(8,),
+                           max_epochs=2, numeric_encoding=encoding, random_state=0).fit(X, Y)
+    embedding, _ = _data._row_by_row_embedding(model.net_.module_)
+    assert (embedding is None) == (encoding == "periodic")
+    slices = [(0, 1), (299, 300), (17, 20), (100, 227), (0, 128), (0, 300)]
+    outputs = [model._logits(X.iloc[start:stop]) for start, stop in slices]
+    monkeypatch.setattr(_data, "_row_by_row_embedding", lambda module: (None, module))
+    for (start, stop), out in zip(slices, outputs):
+        assert np.array_equal(out, model._logits(X.iloc[start:stop])), (start, stop)
+
+
+def test_single_rows_skip_no_input_check():
+    # Short float arrays skip scikit-learn's generic validation when they pass
+    # it as they are; every check still applies to a single row.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 4))
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(int)
+    model = MMoEClassifier(n_experts=2, expert_hidden_sizes=(8,), tower_hidden_sizes=(4,),
+                           max_epochs=1, random_state=0).fit(X, Y)
+    for bad in (np.nan, np.inf):
+        row = X[:1].copy()
+        row[0, 2] = bad
+        with pytest.raises(ValueError, match="X contains"):
+            model.predict_proba(row)
+    with pytest.raises(ValueError, match="X has 3 features"):
+        model.predict_proba(X[:1, :3].copy())
+    with pytest.raises(ValueError, match="float32 range"):
+        model.predict_proba(np.full((1, 4), 1e300))
+    assert np.array_equal(model.predict(X[:1].astype(np.float32)), model.predict(X)[:1])
+    framed = MMoEClassifier(n_experts=2, expert_hidden_sizes=(8,), tower_hidden_sizes=(4,),
+                            max_epochs=1, random_state=0).fit(pd.DataFrame(X, columns=list("abcd")), Y)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        framed.predict_proba(X[:1].copy())

@@ -25,6 +25,10 @@ COLUMNS = ["correlation", "model", "run", "seed", "mse", "mse_task0", "mse_task1
            "epochs", "n_parameters"]
 
 
+# one pytest-xdist worker runs the module: the fast experiment runs once
+pytestmark = pytest.mark.xdist_group("synthetic-fast-results")
+
+
 @pytest.fixture(scope="module")
 def fast_results():
     return run_correlation_experiment(**FAST, progress=False)
