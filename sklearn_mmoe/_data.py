@@ -29,9 +29,12 @@ from .nn import EmbeddedNetwork
 # here (MKL, 1 and 2 threads, several layer widths): a row's output differs in
 # the last float32 bits below 16 to 32 rows, and is bit-identical at every
 # height from 32 rows up, whether or not a multiple of anything, and with 1 or
-# 2 threads. So with at least 128 rows per call, a row's output is
-# bit-identical whatever else is predicted with it and whatever the chunk
-# height (tests/test_inference.py checks this wherever the suite runs).
+# 2 threads, for raw inputs and the quantile encoding: with at least 128 rows
+# per call, such a row's output is bit-identical whatever else is predicted
+# with it (tests/test_inference.py checks this wherever the suite runs). With
+# a categorical column or the piecewise-linear and periodic encodings a row
+# alone can still differ in its last bits from the same row in a long call
+# (docs/performance.md, "Predict").
 #
 # Every chunk is a handful of OpenMP parallel regions (one or two per layer);
 # when other processes hold the cores, each one waits for a descheduled pool
@@ -139,19 +142,17 @@ class BatchIterator:
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = first_epoch
-        self.distributed = distributed
         self._world = _distributed.world() if distributed else None
+        self._global = self._world is not None and distributed == "global"
+        self._steps = None  # "local": the most batches of any rank
         if self._world is not None and distributed == "local":
-            size = self._world[1]
-            self.batch_size = -(-batch_size // size)
+            self.batch_size = -(-batch_size // self._world[1])
             self._steps = int(_distributed.reduced(
                 [-(-len(dataset) // self.batch_size)], dataset.device, op="max"
             )[0])
 
     def __len__(self):
-        if self._world is not None and self.distributed == "local":
-            return self._steps
-        return -(-len(self.dataset) // self.batch_size)
+        return self._steps or -(-len(self.dataset) // self.batch_size)
 
     def _permutation(self):
         generator = torch.Generator().manual_seed(_random.epoch_seed(self.seed, self.epoch))
@@ -169,16 +170,13 @@ class BatchIterator:
 
     def _bounds(self, n, size):
         """``(start, stop)`` of this rank's batches (in the epoch's order of the rows)."""
-        if self._world is None:
-            return [(start, min(start + size, n)) for start in range(0, n, size)]
-        rank, ranks = self._world
-        if self.distributed == "local":
-            own = [(start, min(start + size, n)) for start in range(0, n, size)]
-            return own + [(n, n)] * (self._steps - len(own))
-        bounds = []
-        for start in range(0, n, size):
-            rows = min(size, n - start)
-            bounds.append((start + rows * rank // ranks, start + rows * (rank + 1) // ranks))
+        bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
+        if self._global:  # this rank's contiguous share of each global batch
+            rank, ranks = self._world
+            return [(a + (b - a) * rank // ranks, a + (b - a) * (rank + 1) // ranks)
+                    for a, b in bounds]
+        if self._steps is not None:  # empty batches until the rank with the most is done
+            bounds += [(n, n)] * (self._steps - len(bounds))
         return bounds
 
 

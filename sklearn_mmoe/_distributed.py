@@ -43,8 +43,7 @@ def world():
 
 
 def _reduce(tensor, op="sum"):
-    ops = {"sum": torch.distributed.ReduceOp.SUM, "max": torch.distributed.ReduceOp.MAX,
-           "min": torch.distributed.ReduceOp.MIN}
+    ops = {"sum": torch.distributed.ReduceOp.SUM, "max": torch.distributed.ReduceOp.MAX}
     torch.distributed.all_reduce(tensor, op=ops[op])
     return tensor
 
@@ -68,13 +67,12 @@ def weight_totals(weight, size):
 
 
 def average_gradients(parameters, size):
-    """Replace each parameter's gradient by its mean over the ranks, in one all-reduce.
+    """Replace each (trainable) parameter's gradient by its mean over the ranks, in one all-reduce.
 
     A parameter without a gradient on a rank counts as a zero gradient
     there; one without a gradient on every rank keeps none (an optimizer
     skips it, as in a single-process step).
     """
-    parameters = [p for p in parameters if p.requires_grad]
     if not parameters:
         return
     reference = parameters[0]

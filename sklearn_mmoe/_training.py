@@ -77,6 +77,8 @@ class _TrainingNet(NeuralNet):
     #: ``(rank, world_size)`` in data-parallel training, else None
     #: (see :mod:`sklearn_mmoe._distributed`)
     distributed_ = None
+    #: the trainable parameters whose gradients data-parallel training averages
+    _synchronized = ()
 
     def _weight_total(self, weight):
         """The loss denominators of data-parallel training (None: the batch's own)."""
@@ -129,10 +131,7 @@ class _TrainingNet(NeuralNet):
         if penalty is not None:  # e.g. L2-Constrained's coupling; its gradient adds up
             penalty.backward()
         if self.distributed_ is not None:
-            _distributed.average_gradients(
-                list(self.module_.parameters()) + list(self.criterion_.parameters()),
-                self.distributed_[1],
-            )
+            _distributed.average_gradients(self._synchronized, self.distributed_[1])
         loss = self.criterion_.monitored(y_pred, target, weight, losses, total=total)
         return {"loss": loss, "y_pred": y_pred, "task_losses": losses.detach()}
 
@@ -409,8 +408,11 @@ _LOWER_IS_BETTER = {"log_loss", "mean_squared_error", "root_mean_squared_error",
 
 def _check_same_rows(n_rows, n_features, device):
     """Data-parallel ``fit``: a ValueError unless every rank got the same shape of X."""
-    low = _distributed.reduced([n_rows, n_features], device, op="min").tolist()
-    high = _distributed.reduced([n_rows, n_features], device, op="max").tolist()
+    # one all-reduce: the largest of (n, -n) is (max, -min)
+    extremes = _distributed.reduced(
+        [n_rows, n_features, -n_rows, -n_features], device, op="max"
+    ).tolist()
+    high, low = extremes[:2], [-v for v in extremes[2:]]
     if low != high:
         raise ValueError(
             "fit in a torch.distributed process group expects the same X and y on every "
@@ -711,6 +713,10 @@ class _TrainingMixin:
                 if world is not None:  # the same start everywhere, whatever the devices
                     _distributed.broadcast_modules(net.module_, net.criterion_)
             net.distributed_ = world
+            net._synchronized = [
+                p for module in (net.module_, net.criterion_) for p in module.parameters()
+                if p.requires_grad
+            ] if world is not None else ()
             if world is not None and not net.criterion_.weighting.data_parallel:
                 raise ValueError(
                     f"loss_weighting={self.loss_weighting!r} is not supported in data-parallel "
@@ -720,7 +726,7 @@ class _TrainingMixin:
             try:
                 net.partial_fit(data, None)
             finally:
-                net.distributed_ = None
+                net.distributed_, net._synchronized = None, ()
         # Keep no reference to the training data in the fitted model.
         net.train_split = None
         net.module_.eval()

@@ -34,14 +34,11 @@ def _process_group():
     """(rank, world size) of the initialised torch.distributed process group, or (0, 1)."""
     # No process group can exist unless torch was imported: reading data does
     # not import it.
-    torch = sys.modules.get("torch")
-    if torch is None:
+    if "torch" not in sys.modules:
         return 0, 1
-    import torch.distributed as dist
+    from .._distributed import world
 
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    return world() or (0, 1)
 
 
 def _shard(rank, world_size, random_state, shuffle_files):
