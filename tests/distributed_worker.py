@@ -69,20 +69,37 @@ def scenarios():
     }
 
 
+def count_training_rows():
+    """A list whose first item counts the rows the training steps of this process see."""
+    from sklearn_mmoe import _training
+
+    seen = [0]
+    step = _training._TrainingNet.train_step_single
+
+    def counting(self, batch, **fit_params):
+        seen[0] += len(batch[0])
+        return step(self, batch, **fit_params)
+
+    _training._TrainingNet.train_step_single = counting
+    return seen
+
+
 def parquet(folder):
     """partial_fit over this rank's share of Parquet files of uneven sizes (iter_parquet)."""
     from sklearn_mmoe import MMoEClassifier
     from sklearn_mmoe.datasets import iter_parquet
 
     model = MMoEClassifier(batch_size=64, random_state=5)
-    calls = 0
+    calls = rows = 0
     for epoch in range(2):
         for X, Y in iter_parquet(folder, ["y0", "y1"], batch_rows=100, random_state=epoch):
             model.partial_fit(X, Y, classes=[[0, 1], [0, 1]])
             calls += 1
+            rows += len(X)
     return {
         "state": {k: v.clone() for k, v in model.net_.module_.state_dict().items()},
         "loss_curve": list(model.loss_curve_), "validation_loss_curve": [], "calls": calls,
+        "rows": rows,
     }
 
 
@@ -92,9 +109,11 @@ def main(out):
     rank = dist.get_rank()
     warnings.simplefilter("ignore")
     results = {}
+    seen = count_training_rows()
     for name, (make, rows, method) in scenarios().items():
         X, y = rows(rank)
         model = make()
+        seen[0] = 0
         for _ in range(8 if method == "partial_fit" else 1):
             getattr(model, method)(X, y)
         results[name] = {
@@ -103,6 +122,7 @@ def main(out):
             "validation_loss_curve": list(getattr(model, "validation_loss_curve_", [])),
             "scales": [task.scale for task in model._tasks],
             "held_out": model.predict(rows(99)[0]),
+            "rows_trained": seen[0],
         }
     # errors: a loss weighting that cannot run data-parallel; fit on different rows
     from sklearn_mmoe import MMoEClassifier

@@ -162,3 +162,7 @@ def test_every_public_estimator_is_checked():
     """The estimators found in the package are exactly the public ones."""
     public = {getattr(sklearn_mmoe, name) for name in sklearn_mmoe.__all__ if name[0].isupper()}
     assert set(ESTIMATORS) == public
+    # and each has an ONNX converter (sklearn_mmoe.export registers this list)
+    from sklearn_mmoe.export import _estimator_classes
+
+    assert set(_estimator_classes()) == public

@@ -17,9 +17,13 @@ import pytest
 import torch
 from sklearn.metrics import r2_score, roc_auc_score
 
-pytestmark = pytest.mark.skipif(
-    not torch.distributed.is_available(), reason="this torch has no torch.distributed"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not torch.distributed.is_available(), reason="this torch has no torch.distributed"
+    ),
+    # one xdist worker launches the ranks once (2 more processes on the cores)
+    pytest.mark.xdist_group("torchrun"),
+]
 
 
 def write_parquet(folder):
@@ -86,6 +90,12 @@ def test_ranks_end_with_identical_weights_and_history(ranks, name):
 def test_data_parallel_fit_matches_one_process(ranks, single, name):
     """Each rank's share of each batch, masks included, adds up to the global batch's step."""
     model = single[name]
+    # each rank trained on a part of every batch, and together on all of them
+    rows = [rank[name]["rows_trained"] for rank in ranks]
+    history = model.net_.history[:, "batches", :, "train_batch_size"]
+    one_process = sum(sum(epoch) for epoch in history)
+    n_batches = sum(len(epoch) for epoch in history)
+    assert rows[0] + rows[1] == one_process and abs(rows[0] - rows[1]) <= n_batches
     for key, tensor in model.net_.module_.state_dict().items():
         np.testing.assert_allclose(
             ranks[0][name]["state"][key].numpy(), tensor.numpy(), rtol=1e-4, atol=2e-5,
@@ -127,5 +137,8 @@ def test_unsupported_data_parallel_fits_raise_on_every_rank(ranks):
 def test_iter_parquet_shards_step_together_in_partial_fit(ranks):
     """Each rank read its own files (uneven shares) and made as many partial_fit calls."""
     calls = [rank["parquet"]["calls"] for rank in ranks]
+    # each rank read its own files: together the 670 rows once per pass, apart unequal shares
+    rows = [rank["parquet"]["rows"] for rank in ranks]
+    assert rows[0] + rows[1] == 2 * 670 and rows[0] != rows[1]
     # two passes; each: the larger share's ceil(rows / 100) chunks, 4 to 6
     assert calls[0] == calls[1] >= 8

@@ -29,6 +29,9 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn_mmoe import SharedBottomClassifier
 from sklearn_mmoe.metrics import make_multitask_scorer
 
+# the clusters and the sequential reference, built once, in one xdist worker
+pytestmark = pytest.mark.xdist_group("distributed-search")
+
 N_WORKERS = 2
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 GRID = {"learning_rate": [0.01, 0.1]}

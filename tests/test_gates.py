@@ -14,7 +14,6 @@ from sklearn_mmoe import (
     MMoERegressor,
     MultiTaskEstimator,
     OMoEClassifier,
-    PLEClassifier,
     PLERegressor,
     SharedBottomClassifier,
 )
@@ -88,18 +87,6 @@ def test_gates_equal_the_softmax_of_the_fitted_gate_layer():
         np.testing.assert_allclose(gate, expected, atol=1e-6)
 
 
-def test_top_k_keeps_k_experts_per_row():
-    X, Y = _data()
-    for model in (small(MMoEClassifier, n_experts=5, top_k=2, **FEW),
-                  small(PLEClassifier, n_levels=2, n_shared_experts=3, n_task_experts=1, top_k=2,
-                        **FEW)):
-        gates = model.fit(X, Y).gate_weights(X)
-        flat = gates if isinstance(gates[0], np.ndarray) else [g for level in gates for g in level]
-        for g in flat:
-            assert np.all((g > 0).sum(axis=1) == 2)
-            np.testing.assert_allclose(g.sum(axis=1), 1.0, atol=1e-6)
-
-
 def test_dataframe_with_categorical_columns_and_one_task():
     """X is validated and encoded as for predict; 1-D y still gives a list per task."""
     rng = np.random.RandomState(0)
@@ -113,6 +100,10 @@ def test_dataframe_with_categorical_columns_and_one_task():
     # an unseen category is read like predict reads it
     unseen = X.iloc[:1].assign(city=pd.Categorical(["zzz"]))
     _check_distributions(model.gate_weights(unseen), 1, 3)
+    # as the unknown category (a missing one), not as the row's known one
+    missing = X.iloc[:1].assign(city=pd.Categorical([np.nan]))
+    np.testing.assert_array_equal(model.gate_weights(unseen)[0], model.gate_weights(missing)[0])
+    assert not np.array_equal(model.gate_weights(unseen)[0], gates[0][:1])
     # a pickled model gives the same gates
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).gate_weights(X)[0],
                                   model.gate_weights(X)[0])

@@ -12,7 +12,10 @@ import torch
 from sklearn_mmoe import MMoEClassifier, _data
 from sklearn_mmoe._targets import decode
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+    pytest.mark.xdist_group("inference-model"),  # model_and_X: 100,000 rows and a fit, once
+]
 
 N_ROWS = 100_000
 
@@ -198,19 +201,29 @@ def test_float64_rows_are_checked_in_the_chunk_that_holds_them(model_and_X, monk
     np.testing.assert_array_equal(model.predict_proba(X[:50])[1], before[1])
 
 
-@pytest.mark.parametrize("encoding", ["quantile", "piecewise_linear", "periodic", None])
-def test_padding_after_the_embedding_changes_no_bit(encoding, monkeypatch):
-    # A short chunk is padded behind a row-by-row input embedding (quantile,
-    # piecewise-linear, categorical codes), in front of the periodic one:
-    # the outputs are those of padding the input rows.
+def _with_city(encoding):
     rng = np.random.RandomState(0)
     X = pd.DataFrame(rng.normal(size=(300, 6)), columns=[f"x{j}" for j in range(6)])
     X["city"] = pd.Categorical(rng.choice(["a", "b", "c"], size=300))
     Y = np.column_stack([X["x0"] + (X["city"] == "a") > 0, X["x1"] * X["x2"] > 0]).astype(int)
     model = MMoEClassifier(n_experts=3, expert_hidden_sizes=(16,), tower_hidden_sizes=(8,),
                            max_epochs=2, numeric_encoding=encoding, random_state=0).fit(X, Y)
-    embedding, _ = _data._row_by_row_embedding(model.net_.module_)
-    assert (embedding is None) == (encoding == "periodic")
+    return model, X
+
+
+def test_the_periodic_embedding_is_padded_in_front():
+    """Its per-column products follow the chunk height: not computed row by row."""
+    model, _ = _with_city("periodic")
+    assert _data._row_by_row_embedding(model.net_.module_) == (None, model.net_.module_)
+
+
+@pytest.mark.parametrize("encoding", ["quantile", "piecewise_linear", None])
+def test_padding_after_the_embedding_changes_no_bit(encoding, monkeypatch):
+    # A short chunk is padded behind a row-by-row input embedding (quantile,
+    # piecewise-linear, categorical codes): the outputs are those of padding
+    # the input rows.
+    model, X = _with_city(encoding)
+    assert _data._row_by_row_embedding(model.net_.module_)[0] is not None
     slices = [(0, 1), (299, 300), (17, 20), (100, 227), (0, 128), (0, 300)]
     outputs = [model._logits(X.iloc[start:stop]) for start, stop in slices]
     monkeypatch.setattr(_data, "_row_by_row_embedding", lambda module: (None, module))

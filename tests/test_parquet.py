@@ -312,14 +312,6 @@ def test_bad_arguments(tmp_path):
         iter_parquet(tmp_path / "s.parquet", ["label"], batch_rows=2)
 
 
-def test_errors_come_at_the_call_not_at_the_first_chunk(tmp_path):
-    folder = write_files(tmp_path / "d", n_files=1, rows_per_file=5)
-    with pytest.raises(ValueError, match="target_columns"):
-        iter_parquet(folder, ["nope"], batch_rows=2)  # no next() needed
-    chunks = iter_parquet(folder, ["click"], batch_rows=2)
-    assert sum(len(X) for X, _ in chunks) == 5
-
-
 def test_missing_pyarrow_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pyarrow.dataset", None)
     with pytest.raises(ImportError, match=r"sklearn-mmoe\[parquet\]"):
