@@ -28,7 +28,7 @@ from skorch.helper import predefined_split
 from skorch.history import History
 
 from . import _distributed, _random
-from ._data import BatchIterator, MultiTaskDataset, as_float32_rows
+from ._data import BatchIterator, MultiTaskDataset, _chunk_rows, as_float32_rows
 from ._targets import decode, joint
 from .metrics import _METRICS
 from .nn import EmbeddedNetwork, MaskedMultiTaskLoss
@@ -56,6 +56,31 @@ def _fused_works(optimizer_class, device_type, kwargs):
 
 
 _BATCH_HOOKS = ("on_batch_begin", "on_grad_computed", "on_batch_end")
+
+
+def _prepare_inputs(module, *datasets):
+    """Do the input embedding's fixed part once, on the training and validation rows.
+
+    The quantile (and periodic) encodings' normal scores depend on the
+    inputs only; computed once per fit instead of in every batch of every
+    epoch. The network reads prepared rows until ``prepared_inputs`` is
+    reset. Returns whether it prepared anything.
+    """
+    datasets = [dataset for dataset in datasets if dataset is not None]
+    if (
+        not isinstance(module, EmbeddedNetwork)
+        or not module.embedding.quantile
+        or not all(isinstance(dataset.X, torch.Tensor) for dataset in datasets)
+    ):
+        return False
+    # rows per chunk: the widest temporary compares each row with every table entry
+    rows = _chunk_rows(module.embedding.quantile_lower.numel())
+    with torch.no_grad():
+        for dataset in datasets:
+            if len(dataset.X):
+                dataset.X = torch.cat([module.prepare(chunk) for chunk in dataset.X.split(rows)])
+    module.prepared_inputs = True
+    return True
 
 
 class _TrainingNet(NeuralNet):
@@ -723,10 +748,13 @@ class _TrainingMixin:
                     "training (torch.distributed): it computes per-task gradients of each "
                     "process's own rows. Use another loss_weighting, or train in one process."
                 )
+            prepared = _prepare_inputs(net.module_, data, valid)
             try:
                 net.partial_fit(data, None)
             finally:
                 net.distributed_, net._synchronized = None, ()
+                if prepared:
+                    net.module_.prepared_inputs = False
         # Keep no reference to the training data in the fitted model.
         net.train_split = None
         net.module_.eval()

@@ -93,6 +93,44 @@ def test_periodic_embedding_gives_each_numeric_column_its_own_embedding():
         TabularEmbedding(n_numeric=1, periodic=(8, 5, 1.0))
 
 
+@pytest.mark.parametrize("periodic", [None, (8, 5, 1.0)])
+def test_prepared_rows_give_the_same_embedding(periodic):
+    quantiles = [(np.linspace(-3, 3, 7), np.linspace(0, 1, 7)), None,
+                 (np.array([0.0, 1.0, 9.0]), np.array([0.0, 0.5, 1.0]))]
+    emb = TabularEmbedding(n_numeric=3, cardinalities=[4], embedding_dims=[2],
+                           quantiles=quantiles, periodic=periodic)
+    x = torch.tensor([[0.3, 1.0, 4.0, 2.0], [-5.0, 0.0, 70.0, 1.0], [1.1, 1.0, 0.5, 3.0]])
+    prepared = emb.prepare(x)
+    assert not torch.equal(prepared, x) and torch.equal(prepared[:, [1, 3]], x[:, [1, 3]])
+    assert torch.equal(emb(prepared, prepared=True), emb(x))
+    column = x[:, :1]  # the piecewise-linear encoding has no fixed part to prepare
+    assert TabularEmbedding(n_numeric=1, bin_edges=[[0.0, 1.0, 2.0]]).prepare(column) is column
+
+
+def test_training_scores_each_row_once_and_predicts_from_raw_rows(monkeypatch):
+    """The quantile scores of the training rows are computed once per fit, not per
+    batch; the fit is the same as one scoring every batch, and predict reads raw rows."""
+    from sklearn_mmoe import _training
+
+    X, Y = _frame(600)
+    params = dict(numeric_encoding="periodic", max_epochs=4, early_stopping=True)
+    calls = []
+    original = TabularEmbedding._scores
+    monkeypatch.setattr(TabularEmbedding, "_scores",
+                        lambda self, numeric: calls.append(len(numeric)) or original(self, numeric))
+    model = _fit(X, Y, **params)
+    assert sum(calls) == len(X)  # training and validation rows, once each
+    assert model.net_.module_.prepared_inputs is False
+    proba = model.predict_proba(X)
+    monkeypatch.setattr(_training, "_prepare_inputs", lambda module, *datasets: False)
+    calls.clear()
+    every_batch = _fit(X, Y, **params)
+    assert sum(calls) > 3 * len(X)
+    assert every_batch.loss_curve_ == model.loss_curve_
+    assert every_batch.validation_loss_curve_ == model.validation_loss_curve_
+    np.testing.assert_array_equal(every_batch.predict_proba(X)[0], proba[0])
+
+
 def test_embedded_network_shares_the_embedding_between_tasks():
     net = EmbeddedNetwork(MMoE, n_features=2, n_outputs=[1, 1], n_experts=2,
                           embedding=dict(n_numeric=1, cardinalities=[3], embedding_dims=[2]))
