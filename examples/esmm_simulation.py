@@ -362,7 +362,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on 2 shared cores, faster per epoch than 2)")
     parser.add_argument("--out", default="esmm_simulation.csv",
-                        help="CSV of the summary table; the per-seed rows go to <out>_runs.csv")
+                        help="CSV of the summary table; the per-seed rows go to <out>_runs.csv, "
+                             "rewritten after every seed")
     parser.add_argument("--from-runs", nargs="+", default=None, metavar="RUNS_CSV",
                         help="fit nothing: print the tables of earlier runs (their <out>_runs.csv "
                              "files, e.g. one per --rho run in parallel)")
@@ -405,6 +406,9 @@ def main(argv=None):
                         row = _evaluate(model, name, train, test)
                     row["warnings"] = len(caught)
                     runs.append(dict(row, rho=rho, regime=regime, seed=seed))
+                # Written after every seed, so that an interrupted run keeps its
+                # finished seeds (print them with --from-runs).
+                pd.DataFrame(runs).to_csv(_runs_path(args.out), index=False)
                 print(f"  rho={rho} {regime} seed {seed} done ({time.perf_counter() - start:.0f} s)",
                       flush=True)
     finally:
@@ -434,11 +438,16 @@ def _report(runs, models, reference, args, start, data):
     summary = summarize(runs)
     summary.to_csv(args.out, index=False)
     stem = str(Path(args.out).with_suffix(""))
-    pd.DataFrame(runs).to_csv(stem + "_runs.csv", index=False)
+    pd.DataFrame(runs).to_csv(_runs_path(args.out), index=False)
     pairs.to_csv(stem + "_paired.csv", index=False)
     print(f"\nsummary written to {args.out}, per-seed rows to {stem}_runs.csv, paired "
           f"differences to {stem}_paired.csv; done in {time.perf_counter() - start:.1f} s")
     return dict(runs=runs, summary=summary, paired=pairs, data=data)
+
+
+def _runs_path(out):
+    """``<out>_runs.csv``: the per-seed rows."""
+    return str(Path(out).with_suffix("")) + "_runs.csv"
 
 
 def _describe(data, train, regime, rho, n_train):

@@ -131,6 +131,53 @@ def test_dr_trains_each_part_with_its_own_loss():
     assert torch.count_nonzero(logits.grad[clicked, 2]) > 0
 
 
+def _expected_cvr_gradient(objective, z_click, z_cvr, z_imp, p_click, r):
+    """Gradient on the conversion logit, in expectation over click and conversion.
+
+    Each row is drawn as click ~ Bernoulli(p_click) and, independently given
+    the row, conversion ~ Bernoulli(r), observed only where clicked: the three
+    outcomes are enumerated with their probabilities (no sampling).
+    """
+    loss = _loss(objective, ctcvr_weight=0.0, propensity_clip=1e-3)
+    outcomes = [(0.0, 0.0, 1 - p_click), (1.0, 0.0, p_click * (1 - r)), (1.0, 1.0, p_click * r)]
+    total = torch.zeros_like(z_cvr)
+    for click, buy, probability in outcomes:
+        logits = torch.stack([z_click, z_cvr, z_imp], dim=1)[:, :, None].requires_grad_(True)
+        target = torch.stack([torch.full_like(z_cvr, click), torch.full_like(z_cvr, buy)], dim=1)
+        # sum, not mean, over rows: each row's own gradient
+        (loss.elementwise(logits, target)[:, 1]).sum().backward()
+        total += probability * logits.grad[:, 1, 0]
+    return total
+
+
+@pytest.mark.parametrize("objective", ["ips", "dr"])
+def test_counterfactual_gradients_are_unbiased_as_the_papers_claim(objective):
+    # The full-information loss BCE(pCVR, conversion) over every impression
+    # has the expected gradient sigmoid(z) - r on the conversion logit. IPS
+    # recovers it when the propensity is right; DR when the propensity *or*
+    # the imputed conversion rate is right (double robustness), and the
+    # imputation loss adds nothing to it (the conversion output is detached
+    # there).
+    g = torch.Generator().manual_seed(0)
+    n = 50
+    p_click = 0.05 + 0.9 * torch.rand(n, generator=g)
+    r = 0.05 + 0.9 * torch.rand(n, generator=g)
+    z_cvr = torch.randn(n, generator=g) * 2
+    wrong = torch.randn(n, generator=g) * 2  # logits unrelated to p_click and r
+    full_information = torch.sigmoid(z_cvr) - r
+    right_propensity = _expected_cvr_gradient(
+        objective, torch.logit(p_click), z_cvr, wrong, p_click, r
+    )
+    torch.testing.assert_close(right_propensity, full_information, rtol=1e-4, atol=1e-5)
+    both_wrong = _expected_cvr_gradient(objective, wrong, z_cvr, wrong.flip(0), p_click, r)
+    assert (both_wrong - full_information).abs().max() > 0.1
+    if objective == "dr":
+        right_imputation = _expected_cvr_gradient(
+            objective, wrong, z_cvr, torch.logit(r), p_click, r
+        )
+        torch.testing.assert_close(right_imputation, full_information, rtol=1e-4, atol=1e-5)
+
+
 def test_esmm_objective_is_the_plain_joint_loss():
     logits, target, weight = _batch(n_columns=2)
     plain = MaskedMultiTaskLoss(["binary", "binary"], [1, 1], parents=[None, 0])
