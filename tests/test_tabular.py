@@ -497,19 +497,29 @@ def test_plot_learning_curves_one_panel_per_task(monkeypatch):
         plot_learning_curves(model, task_names=["one"])
 
 
-def test_float64_input_is_cast_per_chunk_with_the_same_results(monkeypatch):
+@pytest.mark.parametrize("block_rows", [256, 50])
+def test_float64_input_is_cast_per_chunk_with_the_same_results(monkeypatch, block_rows):
     from sklearn_mmoe import _data
 
     rng = np.random.RandomState(0)
     X = rng.randn(300, 4)
     model = _fit(X, (X[:, :2] > 0).astype(int), max_epochs=2)
-    monkeypatch.setattr(_data, "INFERENCE_CHUNK", 128)  # several chunks and a padded one
+    # several chunks (cast into one shared buffer) and a padded one; with 50,
+    # several cast blocks per chunk
+    monkeypatch.setattr(_data, "INFERENCE_CHUNK", 128)
+    monkeypatch.setattr(_data, "CAST_BLOCK_ROWS", block_rows)
     X_test = rng.randn(1000, 4) * 1e3
-    for a, b in zip(model.predict_proba(X_test), model.predict_proba(X_test.astype(np.float32))):
+    X32 = X_test.astype(np.float32)
+    for a, b in zip(model.predict_proba(X_test), model.predict_proba(X32)):
         assert np.array_equal(a, b)
-    X_test[700, 2] = 1e39  # beyond float32, in a later chunk
+    for a, b in zip(model.gate_weights(np.asfortranarray(X_test)), model.gate_weights(X32)):
+        assert np.array_equal(a, b)
+    X_test[700, 2] = 1e39  # beyond float32, in a later chunk (and a later block)
     with pytest.raises(ValueError, match="float32 range"):
         model.predict(X_test)
+    X_test[700, 2] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        model.predict_proba(X_test)
 
 
 def test_skops_round_trip_of_a_model_with_embeddings(tmp_path):
