@@ -185,6 +185,8 @@ def _curve(history, key):
 #: With ``early_stopping="auto"``, early stopping is on above this many
 #: training rows (HistGradientBoosting's rule).
 AUTO_EARLY_STOPPING_ROWS = 10_000
+#: batch_size="auto": rows per batch below and from AUTO_EARLY_STOPPING_ROWS rows
+AUTO_BATCH_SIZES = (256, 512)
 # numeric_encoding="periodic": frequencies, embedding width and initial frequency scale
 PERIODIC = (16, 16, 3.0)
 # numeric_encoding="auto" embeds at most this many numeric columns periodically
@@ -210,7 +212,7 @@ class _BaseMultiTask(_PersistenceMixin, _TrainingMixin, MultiOutputMixin, BaseEs
         "optimizer_kwargs": [dict, None],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -411,6 +413,12 @@ default=None
         self.net_ = net
         self._set_curves(net.history)
         return self
+
+    def _batch_size_for(self, n_samples):
+        """Rows per batch for a fit on ``n_samples`` rows (``batch_size="auto"``'s rule)."""
+        if self.batch_size == "auto":
+            return AUTO_BATCH_SIZES[n_samples > AUTO_EARLY_STOPPING_ROWS]
+        return self.batch_size
 
     def _uses_early_stopping(self, n_samples):
         if self.early_stopping == "auto":

@@ -158,14 +158,17 @@ optimizer_kwargs : dict, default=None
     equal to the default implementation up to float32 rounding. Pass
     ``{"fused": False}`` or ``{"foreach": ...}`` to choose another.
 
-learning_rate : float, default=1e-3
+learning_rate : float, default=2e-3
     Learning rate (> 0).
 
 weight_decay : float, default=0.0
     Weight decay (L2 penalty) applied by the optimizer (>= 0).
 
-batch_size : int, default=256
-    Rows per mini-batch.
+batch_size : int or "auto", default="auto"
+    Rows per mini-batch. "auto": 512 when ``fit`` (or ``partial_fit``) gets
+    more than 10,000 rows, the size from which ``early_stopping="auto"``
+    holds out a validation set, else 256 (more updates per epoch on small
+    data). The size used is ``batch_size_``.
 
 max_epochs : int, default=200
     Maximum number of passes over the training data.
@@ -174,7 +177,7 @@ tol : float, default=1e-4
     Minimum improvement of the monitored quantity (training loss, or the
     validation ``scoring`` with early stopping) that counts as one.
 
-n_iter_no_change : int, default=10
+n_iter_no_change : int, default=5
     Training stops after this many epochs without an improvement of at least
     ``tol`` (the patience).
 
@@ -279,6 +282,10 @@ task_loss_curve_ : ndarray of shape (n_epochs, n_tasks)
 
 early_stopping_ : bool
     Whether the last ``fit`` held out validation rows and stopped on them.
+
+batch_size_ : int
+    Rows per mini-batch in the last ``fit`` or ``partial_fit`` (``batch_size``,
+    or what ``"auto"`` chose).
 
 validation_loss_curve_ : list of float
     Validation loss at each epoch (only with early stopping).

@@ -668,7 +668,8 @@ class _TrainingMixin:
             optimizer__weight_decay=self.weight_decay,
             **{f"optimizer__{k}": v for k, v in self._optimizer_kwargs(device).items()},
             max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
+            # batch_size_ is set by _train; a model pickled before it existed had an int
+            batch_size=getattr(self, "batch_size_", self.batch_size),
             iterator_train=BatchIterator,
             iterator_train__shuffle=True,
             iterator_train__seed=seeds[1],
@@ -691,6 +692,7 @@ class _TrainingMixin:
             torch.from_numpy(weight).to(device),
         )
         start = 0 if net is None else len(net.history)
+        self.batch_size_ = self._batch_size_for(len(data))
         valid = None
         world = _distributed.world()
         if world is not None and epochs is None:
@@ -708,7 +710,7 @@ class _TrainingMixin:
             net.initialize_callbacks()
             for group in net.optimizer_.param_groups:
                 group.update(lr=self.learning_rate, weight_decay=self.weight_decay)
-            net.batch_size = self.batch_size
+            net.batch_size = self.batch_size_
         if epochs is not None:
             # partial_fit: one plain epoch on the data given, whatever
             # early_stopping says: no validation split, no stopping rule.

@@ -323,7 +323,7 @@ def test_failed_continued_training_restores_the_model_exactly(method, failure):
             model.partial_fit(X_, Y_)
     _assert_unchanged(model, before)
     # and it continues exactly as if the failed call had not happened
-    model.set_params(learning_rate=1e-3, callbacks=None, max_epochs=1)
+    model.set_params(learning_rate=_model().learning_rate, callbacks=None, max_epochs=1)
     model.partial_fit(X_, Y_)
     reference = _model(max_epochs=2, loss_weighting="dwa").fit(X_, Y_)
     reference.partial_fit(X_, Y_)

@@ -411,6 +411,24 @@ def test_auto_early_stopping_follows_the_number_of_rows(monkeypatch):
     assert np.array_equal(model.validation_score_, -np.asarray(model.validation_loss_curve_))
 
 
+def test_auto_batch_size_follows_the_number_of_rows(monkeypatch):
+    from sklearn_mmoe import _base
+
+    def train_batches(model):
+        return sum("train_loss" in batch for batch in model.net_.history[-1]["batches"])
+
+    X, Y = _frame()  # 400 rows
+    model = _fit(X, Y, max_epochs=1, batch_size="auto")
+    assert model.batch_size_ == 256 and train_batches(model) == 2
+    monkeypatch.setattr(_base, "AUTO_EARLY_STOPPING_ROWS", 100)
+    model = _fit(X, Y, max_epochs=1, batch_size="auto")  # 360 rows train, 40 validate
+    assert model.batch_size_ == 512 and train_batches(model) == 1
+    model = _fit(X, Y, max_epochs=1, batch_size=100)
+    assert model.batch_size_ == 100 and train_batches(model) == 4
+    model.set_params(batch_size="auto").partial_fit(X[:50], Y[:50])  # the rule, per call
+    assert model.batch_size_ == 256
+
+
 def test_early_stopping_restores_the_best_epoch_by_the_chosen_score():
     X, Y = _frame()
     model = _fit(X, Y, early_stopping=True, scoring="roc_auc", max_epochs=60, n_iter_no_change=5,
