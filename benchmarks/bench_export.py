@@ -12,6 +12,12 @@ still-spinning thread pool and the cache it evicted. The variants:
 
 * ``onnxruntime``: ``session.run`` on the float32 rows (CPU provider,
   ``--threads`` intra-op threads, the graph optimised by ONNX Runtime);
+* ``ort iobinding``: the same session through an ``IOBinding`` whose input
+  is bound once and whose outputs are preallocated arrays
+  (``run_with_iobinding``: no per-call dict, no output allocation);
+* ``ort int8``: ``session.run`` on the graph of
+  ``to_onnx(est, quantize="dynamic_int8")`` (int8 first layers, see
+  :func:`sklearn_mmoe.export.to_onnx`), same session options;
 * ``predict_proba``: the estimator on the same float32 rows (validation
   included; one row is padded to 128 before the network);
 * ``plain torch``: the fitted module (``est.net_.module_``) on a tensor
@@ -22,8 +28,16 @@ still-spinning thread pool and the cache it evicted. The variants:
   ``torch.inference_mode()``.
 
 It prints the median and the 99th percentile of each, and each median over
-ONNX Runtime's, and checks that all give the same probabilities (within
-1e-5). Target: single-row ONNX Runtime median at most 0.1 ms.
+ONNX Runtime's, and checks that all float variants give the same
+probabilities (within 1e-5); for ``ort int8`` it prints the largest
+difference from ``predict_proba`` on the 1,000 held-out rows. Target:
+single-row ONNX Runtime median at most 0.1 ms.
+
+``--accuracy`` also fits the default ``MMoEClassifier`` (early stopping
+on) on the whole training split (about 100 s on 2 cores), exports it with
+and without ``quantize="dynamic_int8"`` and prints each graph's test ROC AUC
+per task (paper split) and the largest probability difference between the
+two graphs on the test split.
 
 Passes during which other processes used more than 10 % of the CPUs are
 dropped (``benchmarks/_quiet.py``); the output says how many were clean and
@@ -33,7 +47,7 @@ Run::
 
     python benchmarks/bench_export.py --data-home ~/scikit_learn_data
 
-It takes about a minute on 2 CPU cores, plus the export (half a minute).
+It takes about a minute on 2 CPU cores, plus the exports (a few seconds each).
 """
 
 import os
@@ -47,13 +61,18 @@ import torch
 from _cli import bench_parser
 from _quiet import Passes
 from bench_fit import load_census
+from sklearn.compose import make_column_transformer
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from sklearn_mmoe import MMoEClassifier
+from sklearn_mmoe.datasets import fetch_census_income
 from sklearn_mmoe.export import to_onnx, to_torch
 
 SIZES = (1, 1000)
 WARM_CALLS = 10  # untimed calls before each timed block
+VARIANTS = ("onnxruntime", "ort iobinding", "ort int8", "predict_proba", "plain torch", "to_torch")
 
 
 def plain_proba(module, x):
@@ -66,26 +85,90 @@ def served_proba(module, x):
         return [p.numpy() for p in module(x)]
 
 
+def bound_session(session, x):
+    """``session``'s ``run_with_iobinding`` on ``x``, outputs written into preallocated arrays."""
+    binding = session.io_binding()
+    binding.bind_cpu_input("X", x)
+    outputs = []
+    for node in session.get_outputs():
+        out = np.empty((x.shape[0], 2), dtype=np.float32)  # binary tasks
+        binding.bind_output(node.name, "cpu", 0, np.float32, out.shape, out.ctypes.data)
+        outputs.append(out)
+
+    def run():
+        session.run_with_iobinding(binding)
+        return outputs
+
+    return run
+
+
+def make_session(model, threads):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+
+
+def accuracy(data_home, threads):
+    """Test ROC AUC of the float and the int8 graph of a fully fitted default MMoE."""
+    train = fetch_census_income(data_home=data_home, task_group=1, subset="train")
+    test = fetch_census_income(data_home=data_home, task_group=1, subset="test")
+    encoder = make_column_transformer(
+        (OneHotEncoder(handle_unknown="ignore", sparse_output=False), train.categorical_features),
+        (StandardScaler(), train.numerical_features),
+    )
+    X = encoder.fit_transform(train.data).astype(np.float32)
+    X_test = np.ascontiguousarray(encoder.transform(test.data).astype(np.float32))
+    Y, Y_test = train.target.to_numpy().astype(np.float32), test.target.to_numpy()
+    start = time.perf_counter()
+    est = MMoEClassifier(random_state=0).fit(X, Y)
+    fit_s = time.perf_counter() - start
+    print(f"--accuracy: default MMoEClassifier fitted on {X.shape[0]} rows in {fit_s:.0f} s "
+          f"({len(est.net_.history)} epochs); test split {X_test.shape[0]} rows")
+    probas = {}
+    for name, quantize in (("float32 graph", None), ("dynamic_int8 graph", "dynamic_int8")):
+        session = make_session(to_onnx(est, quantize=quantize), threads)
+        probas[name] = [p[:, 1] for p in session.run(None, {"X": X_test})]
+    reference = [p[:, 1] for p in est.predict_proba(X_test)]
+    names = list(train.target.columns)
+    print(f"{'':<20}" + "".join(f"{'AUC ' + n:>20}" for n in names)
+          + "".join(f"{'max |dp| ' + n:>24}" for n in names))
+    for name, proba in probas.items():
+        aucs = [roc_auc_score(Y_test[:, t], p) for t, p in enumerate(proba)]
+        diffs = [float(np.abs(p - r).max()) for p, r in zip(proba, reference)]
+        print(f"{name:<20}" + "".join(f"{a:>20.6f}" for a in aucs)
+              + "".join(f"{d:>24.2e}" for d in diffs))
+    print("(max |dp|: largest difference from predict_proba over the test split)")
+    print()
+
+
 def main(argv=None):
     parser = bench_parser(__doc__, repeats=10)
     parser.add_argument("--fit-rows", type=int, default=20_000)
     parser.add_argument("--calls", type=int, default=100, help="calls per variant and size in a pass")
+    parser.add_argument("--accuracy", action="store_true",
+                        help="also compare the test AUC of the float and int8 graphs of a fully "
+                             "fitted model (about 100 s more)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", ConvergenceWarning)  # one epoch by design
     load_at_start = os.getloadavg()
 
+    if args.accuracy:
+        accuracy(args.data_home, args.threads)
     X, Y = load_census(args.data_home)
     est = MMoEClassifier(max_epochs=1, random_state=0).fit(X[: args.fit_rows], Y[: args.fit_rows])
     start = time.perf_counter()
     model = to_onnx(est)
     export_s = time.perf_counter() - start
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    start = time.perf_counter()
+    int8_model = to_onnx(est, quantize="dynamic_int8")
+    int8_export_s = time.perf_counter() - start
+    session = make_session(model, args.threads)
+    int8_session = make_session(int8_model, args.threads)
     module, served = est.net_.module_, to_torch(est)
+    int8_error = {}
 
     held_out = np.ascontiguousarray(X[args.fit_rows : args.fit_rows + max(SIZES)])
     variants = {}
@@ -98,10 +181,18 @@ def main(argv=None):
             "plain torch": list(plain_proba(module, xt)[:, :, 0].T),
             "to_torch": [p[:, 1] for p in served_proba(served, xt)],
         }
+        bound = bound_session(session, x)
+        got["ort iobinding"] = [p[:, 1] for p in bound()]
         for name, values in got.items():
             err = max(float(np.abs(a - b).max()) for a, b in zip(values, want))
             assert err <= 1e-5, (name, n, err)
+        int8_error[n] = max(
+            float(np.abs(a[:, 1] - b).max())
+            for a, b in zip(int8_session.run(None, {"X": x}), want)
+        )
         variants[("onnxruntime", n)] = lambda x=x: session.run(None, {"X": x})
+        variants[("ort iobinding", n)] = bound
+        variants[("ort int8", n)] = lambda x=x: int8_session.run(None, {"X": x})
         variants[("predict_proba", n)] = lambda x=x: est.predict_proba(x)
         variants[("plain torch", n)] = lambda xt=xt: plain_proba(module, xt)
         variants[("to_torch", n)] = lambda xt=xt: served_proba(served, xt)
@@ -131,15 +222,16 @@ def main(argv=None):
     print(f"Census-Income group 1 ({X.shape[1]} float32 columns), default MMoEClassifier "
           f"({n_params} parameters); {args.threads} threads; torch {torch.__version__}, "
           f"onnxruntime {ort.__version__}")
-    print(f"to_onnx took {export_s:.1f} s; load average at the start: "
-          + " ".join(f"{v:.2f}" for v in load_at_start))
+    print(f"to_onnx took {export_s:.1f} s, with quantize='dynamic_int8' {int8_export_s:.1f} s; "
+          "load average at the start: " + " ".join(f"{v:.2f}" for v in load_at_start))
     print(f"{passes.summary()}; {args.calls} calls per variant and size in each pass")
-    print("all variants agree with predict_proba within 1e-5")
+    print("all float variants agree with predict_proba within 1e-5; ort int8 differs by at most "
+          + ", ".join(f"{int8_error[n]:.1e} ({n} row{'s' if n > 1 else ''})" for n in SIZES))
     print()
     print(f"{'rows':>5}  {'variant':<15}{'median ms':>11}{'p99 ms':>9}{'/ onnxruntime':>15}")
     for n in SIZES:
         reference = statistics.median(times[("onnxruntime", n)])
-        for name in ("onnxruntime", "predict_proba", "plain torch", "to_torch"):
+        for name in VARIANTS:
             values = times[(name, n)]
             median = statistics.median(values)
             print(f"{n:>5}  {name:<15}{1e3 * median:>11.3f}{1e3 * np.percentile(values, 99):>9.3f}"
