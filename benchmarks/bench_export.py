@@ -33,6 +33,11 @@ probabilities (within 1e-5); for ``ort int8`` it prints the largest
 difference from ``predict_proba`` on the 1,000 held-out rows. Target:
 single-row ONNX Runtime median at most 0.1 ms.
 
+``--session-options ROUNDS`` also times the float graph on one row under
+ONNX Runtime session settings (threads, spinning, denormals, optimisation
+levels, IOBinding, ``run_with_ort_values``, and an Identity graph for the
+cost of a call) and says whether each gives the same outputs bit for bit.
+
 ``--accuracy`` also fits the default ``MMoEClassifier`` (early stopping
 on) on the whole training split (about 100 s on 2 cores), exports it with
 and without ``quantize="dynamic_int8"`` and prints each graph's test ROC AUC
@@ -154,14 +159,110 @@ def accuracy(data_home, threads):
     print()
 
 
+def session_options(model, x1, X_check, rounds):
+    """Single-row latency of the float graph under session settings (``--session-options``).
+
+    Each setting gets its own session; passes of 500 timed calls (after 50
+    untimed) go through the settings in turn (contended passes dropped), and
+    the median of the pass medians is printed, with whether the outputs on ``X_check`` are
+    bit-identical to those of a default one-thread session.
+    """
+    from onnx import TensorProto, helper
+
+    level = ort.GraphOptimizationLevel
+    settings = {
+        "2 threads": dict(threads=2),
+        "1 thread": dict(threads=1),
+        "2 threads, no spinning": dict(threads=2, config={"session.intra_op.allow_spinning": "0"}),
+        "1 thread, no spinning": dict(threads=1, config={"session.intra_op.allow_spinning": "0"}),
+        "2 threads, denormal as zero": dict(threads=2, config={"session.set_denormal_as_zero": "1"}),
+        "1 thread, inter_op 1": dict(threads=1, inter=1),
+        "1 thread, ORT_ENABLE_BASIC": dict(threads=1, level=level.ORT_ENABLE_BASIC),
+        "1 thread, ORT_ENABLE_EXTENDED": dict(threads=1, level=level.ORT_ENABLE_EXTENDED),
+        "1 thread, ORT_DISABLE_ALL": dict(threads=1, level=level.ORT_DISABLE_ALL),
+    }
+    data = model.SerializeToString()
+
+    def build(threads, inter=None, level=None, config=(), source=data):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        if inter is not None:
+            options.inter_op_num_threads = inter
+        if level is not None:
+            options.graph_optimization_level = level
+        for key, value in dict(config).items():
+            options.add_session_config_entry(key, value)
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+    reference = build(1).run(None, {"X": X_check})
+    calls, exact = {}, {}
+    for name, kwargs in settings.items():
+        session = build(**kwargs)
+        exact[name] = all(
+            np.array_equal(a, b) for a, b in zip(session.run(None, {"X": X_check}), reference)
+        )
+        calls[name] = lambda session=session: session.run(None, {"X": x1})
+    single = build(1)
+    names = [o.name for o in single.get_outputs()]
+    binding = bound_session(single, x1)
+    value = ort.OrtValue.ortvalue_from_numpy(x1)
+    calls["1 thread, IOBinding, preallocated outputs"] = binding
+    calls["1 thread, run_with_ort_values"] = lambda: single.run_with_ort_values(names, {"X": value})
+    identity = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Identity", ["X"], ["Y"])], "identity",
+            [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, x1.shape[1]])],
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, x1.shape[1]])],
+        ),
+        opset_imports=[helper.make_opsetid("", 18)],
+    )
+    trivial = build(1, source=identity.SerializeToString())
+    calls["(an Identity graph: the cost of a call)"] = lambda: trivial.run(None, {"X": x1})
+    times = {name: [] for name in calls}
+    passes = Passes(rounds)
+    for p in passes:
+        with p:
+            for name, fn in calls.items():
+                for _ in range(50):
+                    fn()
+                block = []
+                for _ in range(500):
+                    start = time.perf_counter()
+                    fn()
+                    block.append(time.perf_counter() - start)
+                times[name].append((statistics.median(block), np.percentile(block, 99)))
+    times = {name: passes.select(values) for name, values in times.items()}
+    print(f"session settings, float graph, 1 row ({passes.summary()}; a pass: 500 calls "
+          "per setting; median of the pass medians and of the pass p99s):")
+    print(f"{'setting':<44}{'median us':>10}{'p99 us':>9}  outputs")
+    for name, values in times.items():
+        median = statistics.median(m for m, _ in values)
+        p99 = statistics.median(p for _, p in values)
+        same = {True: "identical", False: "differ", None: ""}[exact.get(name)]
+        print(f"{name:<44}{1e6 * median:>10.1f}{1e6 * p99:>9.1f}  {same}")
+    print()
+
+
 def main(argv=None):
     parser = bench_parser(__doc__, repeats=10)
     parser.add_argument("--fit-rows", type=int, default=20_000)
     parser.add_argument("--calls", type=int, default=100, help="calls per variant and size in a pass")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated variants to time (default: all); e.g. "
+                             "'onnxruntime,ort int8' times ONNX Runtime without torch running "
+                             "in the same passes")
+    parser.add_argument("--session-options", type=int, default=0, metavar="ROUNDS",
+                        help="also time the float graph on one row under ONNX Runtime session "
+                             "settings, in ROUNDS rounds (a few seconds each)")
     parser.add_argument("--accuracy", action="store_true",
                         help="also compare the test AUC of the float and int8 graphs of a fully "
                              "fitted model (about 100 s more)")
     args = parser.parse_args(argv)
+    timed = [v.strip() for v in args.variants.split(",")]
+    unknown = sorted(set(timed) - set(VARIANTS))
+    if unknown or "onnxruntime" not in timed:
+        parser.error(f"--variants must include 'onnxruntime' and name only {list(VARIANTS)}, "
+                     f"got {unknown or timed}")
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", ConvergenceWarning)  # one epoch by design
     load_at_start = os.getloadavg()
@@ -207,6 +308,9 @@ def main(argv=None):
         variants[("predict_proba", n)] = lambda x=x: est.predict_proba(x)
         variants[("plain torch", n)] = lambda xt=xt: plain_proba(module, xt)
         variants[("to_torch", n)] = lambda xt=xt: served_proba(served, xt)
+    if args.session_options:
+        session_options(model, held_out[:1], held_out, args.session_options)
+    variants = {key: fn for key, fn in variants.items() if key[0] in timed}
     for fn in variants.values():  # warm-up
         for _ in range(20):
             fn()
@@ -242,7 +346,7 @@ def main(argv=None):
     print(f"{'rows':>5}  {'variant':<15}{'median ms':>11}{'p99 ms':>9}{'/ onnxruntime':>15}")
     for n in SIZES:
         reference = statistics.median(times[("onnxruntime", n)])
-        for name in VARIANTS:
+        for name in (v for v in VARIANTS if v in timed):
             values = times[(name, n)]
             median = statistics.median(values)
             print(f"{n:>5}  {name:<15}{1e3 * median:>11.3f}{1e3 * np.percentile(values, 99):>9.3f}"
