@@ -601,7 +601,9 @@ def _as_matmuls(model):
     graph = model.graph
     weights = {i.name: i for i in graph.initializer}
     nodes, names = [], []
-    for node in graph.node:
+    for i, node in enumerate(graph.node):
+        if not node.name:  # the quantizer selects nodes by name
+            node.name = f"_{node.op_type}_{i}"
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         weight = weights.get(node.input[1]) if len(node.input) > 1 else None
         if weight is None or len(weight.dims) != 2:
