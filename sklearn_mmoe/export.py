@@ -29,7 +29,11 @@ OneHotEncoder and StandardScaler steps, then the estimator) into one graph.
 onnx, onnxscript, onnxruntime, skl2onnx); :func:`to_torch` only PyTorch.
 """
 
+import contextlib
 import copy
+import logging
+import os
+import tempfile
 import types
 
 import numpy as np
@@ -52,6 +56,11 @@ __all__ = ["to_torch", "to_onnx", "MIN_OPSET"]
 MIN_OPSET = 18
 
 _INPUT = "X"
+
+# Values of to_onnx's ``quantize`` parameter: None (float32 weights, the
+# default) or "dynamic_int8" (ONNX Runtime's dynamic quantization of the
+# matrix products with a constant 2-D weight matrix).
+_QUANTIZE_OPTIONS = (None, "dynamic_int8")
 
 
 # ------------------------------------------------------------------ torch side
@@ -542,11 +551,151 @@ def _number_codes(scope, container, node, variable, j, categories):
     return node("Where", [exact, looked_up, zero], "code")
 
 
+# ------------------------------------------------------------- quantization
+def _check_quantize(quantize):
+    if quantize is not None and (not isinstance(quantize, str) or quantize not in _QUANTIZE_OPTIONS):
+        raise ValueError(
+            f"quantize must be one of {list(_QUANTIZE_OPTIONS)}, got {quantize!r}."
+        )
+    return quantize
+
+
+# Nodes that only rearrange their input: folding them on an initializer is exact.
+_LAYOUT_OPS = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Flatten"}
+
+
+def _constant_weights(model):
+    """``model`` with every layout node on initializers folded into an initializer.
+
+    PyTorch's exporter writes a network's weights as initializers viewed
+    through Reshape (e.g. the experts' ``(in, experts, units)`` weight as an
+    ``(in, experts * units)`` matrix); the quantizer only quantizes a
+    matrix product whose weight is an initializer itself.
+    """
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    graph = model.graph
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    kept = []
+    for node in graph.node:
+        inputs = [name for name in node.input if name]
+        if node.op_type in _LAYOUT_OPS and node.domain in ("", "ai.onnx") and inputs and all(
+            name in values for name in inputs
+        ):
+            (result,) = ReferenceEvaluator(node).run(None, {n: values[n] for n in inputs})
+            values[node.output[0]] = result
+            graph.initializer.append(numpy_helper.from_array(np.asarray(result), node.output[0]))
+        else:
+            kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+    return model
+
+
+def _as_matmuls(model):
+    """Gemm nodes with a constant 2-D weight rewritten as MatMul (+ Add); the names of
+    every MatMul node with a constant 2-D weight (the nodes to quantize)."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    weights = {i.name: i for i in graph.initializer}
+    nodes, names = [], []
+    for i, node in enumerate(graph.node):
+        if not node.name:  # the quantizer selects nodes by name
+            node.name = f"_{node.op_type}_{i}"
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        weight = weights.get(node.input[1]) if len(node.input) > 1 else None
+        if weight is None or len(weight.dims) != 2:
+            nodes.append(node)
+            continue
+        if node.op_type == "MatMul":
+            names.append(node.name)
+            nodes.append(node)
+            continue
+        if node.op_type != "Gemm" or attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or (
+            attrs.get("beta", 1.0) != 1.0
+        ):
+            nodes.append(node)
+            continue
+        b = node.input[1]
+        if attrs.get("transB", 0):
+            b = f"{b}_transposed"
+            if b not in weights:
+                weights[b] = numpy_helper.from_array(
+                    np.ascontiguousarray(numpy_helper.to_array(weight).T), b
+                )
+                graph.initializer.append(weights[b])
+        name = f"{node.name}_MatMul"
+        biased = len(node.input) > 2 and node.input[2]
+        product = f"{node.output[0]}_product" if biased else node.output[0]
+        nodes.append(helper.make_node("MatMul", [node.input[0], b], [product], name=name))
+        if biased:
+            nodes.append(helper.make_node(
+                "Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_Add"
+            ))
+        names.append(name)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model, names
+
+
+@contextlib.contextmanager
+def _without_preprocessing_advice():
+    """Silence quantize_dynamic's advice to pre-process (its part that matters,
+    constant weights, is :func:`_constant_weights`)."""
+    def keep(record):
+        return not record.getMessage().startswith("Please consider to run pre-processing")
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
+def _quantized(model):
+    """The network graph with ONNX Runtime's dynamic int8 quantization.
+
+    Every matrix product with a constant 2-D weight matrix (``Linear``
+    layers; the experts' and gates' first layers of MMoE) gets int8
+    weights, one scale per output column (symmetric), and computes on
+    uint8 activations quantized per call (``DynamicQuantizeLinear`` then
+    ``MatMulInteger``, standard ONNX operators that ONNX Runtime fuses into
+    one kernel). Batched products with 3-D weights (the towers of
+    MMoE) and everything else stay float32.
+    """
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise ImportError(
+            f"quantize needs onnxruntime ({exc}); install it with "
+            "pip install 'sklearn-mmoe[onnx]'."
+        ) from None
+    import onnx
+
+    model, names = _as_matmuls(_constant_weights(model))
+    if not names:
+        return model
+    with tempfile.TemporaryDirectory() as tmp, _without_preprocessing_advice():
+        path = os.path.join(tmp, "quantized.onnx")
+        quantize_dynamic(
+            model, path, per_channel=True, weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"], nodes_to_quantize=names,
+        )
+        return onnx.load(path)
+
+
 def _convert(scope, operator, container):
     """skl2onnx converter: splice the exported network graph into the container."""
     from skl2onnx.helpers import add_onnx_graph
 
+    options = container.get_options(operator.raw_operator, dict(quantize=None))
+    quantize = _check_quantize(options["quantize"])
     graph = _network_graph(operator.raw_operator, container.target_opset)
+    if quantize is not None:
+        graph = _quantized(graph)
     network_input = types.SimpleNamespace(onnx_name=_network_input(scope, operator, container))
     spliced = types.SimpleNamespace(inputs=[network_input], outputs=operator.outputs)
     add_onnx_graph(scope, spliced, container, graph)
@@ -571,11 +720,12 @@ def _register():
         return
     for cls in _estimator_classes():
         update_registered_converter(
-            cls, _alias(cls), _shape, _convert, parser=_parse
+            cls, _alias(cls), _shape, _convert, parser=_parse,
+            options={"quantize": list(_QUANTIZE_OPTIONS)},
         )
 
 
-def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None):
+def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None, quantize=None):
     """The fitted estimator's prediction as an ONNX graph.
 
     The graph has one input, ``"X"``: float32 features of shape
@@ -611,6 +761,26 @@ def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None):
         latest that skl2onnx has tested with ONNX Runtime.
     task_names : list of str, default=None
         Output name of each task; default ``["task0", "task1", ...]``.
+    quantize : {None, "dynamic_int8"}, default=None
+        None keeps float32 weights: the outputs agree with ``predict_proba``
+        and ``predict`` within 1e-5. ``"dynamic_int8"`` applies ONNX
+        Runtime's dynamic quantization (``quantize_dynamic`` of
+        ``onnxruntime.quantization``) to the network: every matrix product with a
+        constant 2-D weight matrix (for MMoE, the first layer of the experts
+        and of the gates) gets int8 weights with one scale per output
+        column, and quantizes its input to uint8 at each call, with one
+        scale for the whole batch (so a row's outputs depend slightly on
+        the other rows of the call); the rest of the graph stays float32.
+        The graph uses standard ONNX operators (``DynamicQuantizeLinear``,
+        ``MatMulInteger``). For the default MMoE on Census-Income the file
+        is 3.6x smaller and a call took 0.66 to 0.89x the float graph's
+        time on a CPU with int8 dot-product instructions (AVX-512 VNNI),
+        but the outputs are no longer exact: probabilities moved by up to
+        0.016 on the test split, whose ROC AUC moved by less than 1e-5
+        (see the performance notes). Check the quantized graph on held-out
+        rows before serving it. With skl2onnx, pass
+        ``options={MMoEClassifier: {"quantize": "dynamic_int8"}}`` (the
+        estimator's class or ``id``).
 
     Returns
     -------
@@ -624,10 +794,12 @@ def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None):
     sklearn.exceptions.NotFittedError
         If it is not fitted.
     ValueError
-        If ``opset`` is older than :data:`MIN_OPSET`, or numeric categories of
-        a column are equal in float32 (the graph looks them up as float32).
+        If ``opset`` is older than :data:`MIN_OPSET`, numeric categories of
+        a column are equal in float32 (the graph looks them up as float32),
+        or ``quantize`` is not None or ``"dynamic_int8"``.
     ImportError
-        If onnx, onnxscript or skl2onnx are not installed.
+        If onnx, onnxscript or skl2onnx (or onnxruntime, to quantize) are
+        not installed.
 
     See Also
     --------
@@ -651,8 +823,14 @@ def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None):
     >>> p_ctr, p_cvr, p_ctcvr = session.run(None, {"X": X[:3]})
     >>> bool(np.allclose(p_ctcvr, esmm.predict_joint_proba(X[:3])[1], atol=1e-6))
     True
+    >>> small = to_onnx(esmm, task_names=["click", "buy"], quantize="dynamic_int8")
+    >>> session = ort.InferenceSession(small.SerializeToString())
+    >>> p_ctr, p_cvr, p_ctcvr = session.run(None, {"X": X[:3]})
+    >>> bool(np.allclose(p_ctcvr, esmm.predict_joint_proba(X[:3])[1], atol=0.02))
+    True
     """
     _check_estimator(estimator)
+    _check_quantize(quantize)
     skl2onnx = _onnx_modules()
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -677,6 +855,7 @@ def to_onnx(estimator, X_sample=None, *, opset=None, task_names=None):
         initial_types=initial_types,
         final_types=[(name, kind) for (name, _, _), kind in zip(outputs, _output_types(outputs))],
         target_opset=opset,
+        options={id(estimator): {"quantize": quantize}},
     )
     return model
 

@@ -397,3 +397,138 @@ def test_numeric_categories_equal_in_float32_are_refused():
     assert len(est.categories_[0]) == 3
     with pytest.raises(ValueError, match="column 1 \\('code'\\) has numeric categories that are equal"):
         to_onnx(est, X)
+
+
+# ------------------------------------------------------- int8 quantization
+QUANT_ATOL = 0.02  # probabilities of the dynamic_int8 graph against predict_proba
+
+
+def _wide_data(n, rng):
+    """6 numbers and a 30-way one-hot column, two binary tasks (Census-like, small)."""
+    numbers = rng.normal(size=(n, 6))
+    code = rng.randint(0, 30, size=n)
+    X = np.column_stack([numbers, np.eye(30)[code]]).astype(np.float32)
+    logits = np.column_stack([
+        numbers[:, 0] + np.sin(numbers[:, 1]) + (code % 3 == 0) - 0.5,
+        numbers[:, 2] * numbers[:, 3] + (code < 10),
+    ])
+    return X, (rng.uniform(size=(n, 2)) < 1 / (1 + np.exp(-2 * logits))).astype(float)
+
+
+@pytest.fixture(scope="module")
+def quantizable():
+    """An MMoE whose first layers are wide enough for int8 weights to matter."""
+    rng = np.random.RandomState(5)
+    X, Y = _wide_data(2_000, rng)
+    est = MMoEClassifier(n_experts=4, expert_hidden_sizes=(64,), tower_hidden_sizes=(8,),
+                         max_epochs=10, random_state=0).fit(X, Y)
+    return est, _wide_data(10_000, rng)[0]
+
+
+def _quantized_ops(model):
+    """The graph's operators and its int8 weight matrices (not the 1-D zero points)."""
+    ops = [node.op_type for node in model.graph.node]
+    int8 = [i for i in model.graph.initializer if i.data_type == 3 and len(i.dims) == 2]  # INT8
+    return ops, int8
+
+
+def test_dynamic_int8_graph_stays_close_to_predict_proba(quantizable):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("skl2onnx")
+    est, X_test = quantizable
+    model = to_onnx(est, quantize="dynamic_int8")
+    ops, int8 = _quantized_ops(model)
+    # the experts' and the gates' first layers read int8 weights (one input
+    # quantization for both); the towers' batched products stay float32
+    assert ops.count("MatMulInteger") == 2 and ops.count("DynamicQuantizeLinear") == 1
+    assert ops.count("MatMul") == 2
+    assert sorted(tuple(w.dims)[1] for w in int8) == [4 * 2, 4 * 64]
+    # standard operators only: any ONNX runtime can run it
+    assert {o.domain for o in model.opset_import} <= {"", "ai.onnx", "ai.onnx.ml"}
+    assert [o.name for o in model.graph.output] == ["task0", "task1"]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    float_session = ort.InferenceSession(to_onnx(est).SerializeToString(),
+                                         providers=["CPUExecutionProvider"])
+    for X in _batches(X_test):
+        want = est.predict_proba(X)
+        for got, exact, w in zip(session.run(None, {"X": X}), float_session.run(None, {"X": X}), want):
+            assert got.shape == w.shape and got.dtype == np.float32
+            np.testing.assert_allclose(got.sum(axis=1), 1, rtol=0, atol=1e-6)
+            np.testing.assert_allclose(got, w, rtol=0, atol=QUANT_ATOL)
+            np.testing.assert_allclose(exact, w, rtol=0, atol=ATOL)
+    # approximate, not the float graph: int8 weights move the probabilities
+    assert np.abs(got - w).max() > 1e-4
+
+
+def test_dynamic_int8_graph_runs_in_a_fresh_process_with_onnxruntime_only(quantizable, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("skl2onnx")
+    est, X_test = quantizable
+    model = to_onnx(est, quantize="dynamic_int8").SerializeToString()
+    path = tmp_path / "int8.onnx"
+    path.write_bytes(model)
+    np.save(tmp_path / "X.npy", X_test[:100])
+    code = f"""
+import sys
+import numpy as np
+import onnxruntime as ort
+session = ort.InferenceSession({str(path)!r}, providers=["CPUExecutionProvider"])
+np.savez({str(tmp_path / "out.npz")!r}, *session.run(None, {{"X": np.load({str(tmp_path / "X.npy")!r})}}))
+assert not {{"torch", "sklearn", "sklearn_mmoe", "skl2onnx"}} & set(sys.modules), sorted(sys.modules)
+"""
+    subprocess.run([sys.executable, "-I", "-c", code], check=True, timeout=120)
+    here = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"X": X_test[:100]})
+    with np.load(tmp_path / "out.npz") as saved:
+        for i, want in enumerate(here):
+            np.testing.assert_array_equal(saved[f"arr_{i}"], want)
+
+
+def test_skl2onnx_quantizes_the_estimator_of_a_pipeline(quantizable):
+    ort = pytest.importorskip("onnxruntime")
+    skl2onnx = pytest.importorskip("skl2onnx")
+    rng = np.random.RandomState(6)
+    X, Y = _wide_data(1_000, rng)
+    pipe = make_pipeline(StandardScaler(), MMoEClassifier(
+        n_experts=4, expert_hidden_sizes=(64,), max_epochs=5, random_state=0)).fit(X, Y)
+    model = skl2onnx.to_onnx(pipe, X[:1], options={MMoEClassifier: {"quantize": "dynamic_int8"}})
+    ops, _ = _quantized_ops(model)
+    assert ops.count("MatMulInteger") == 2 and "Scaler" in ops
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    X_test = _wide_data(2_000, rng)[0]
+    for rows in _batches(X_test):
+        for got, want in zip(session.run(None, {"X": rows}), pipe.predict_proba(rows)):
+            np.testing.assert_allclose(got, want, rtol=0, atol=QUANT_ATOL)
+    with pytest.raises(ValueError, match="'int8'.*quantize"):
+        skl2onnx.to_onnx(pipe, X[:1], options={MMoEClassifier: {"quantize": "int8"}})
+
+
+@pytest.mark.parametrize("architecture", ["ple", "tensor_factorization"])
+def test_dynamic_int8_on_other_architectures_and_task_kinds(fitted, data, architecture):
+    """Every output keeps its name, shape and dtype; a network without 2-D weight matrices
+    (tensor factorisation: 3-D weights only) is left as it is."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("skl2onnx")
+    est, X_test = fitted[architecture], data[2]
+    model = to_onnx(est, quantize="dynamic_int8")
+    ops, int8 = _quantized_ops(model)
+    assert [o.name for o in model.graph.output] == NAMES
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    if architecture == "tensor_factorization":
+        assert not int8 and "MatMulInteger" not in ops
+        _assert_matches(session.run(None, {"X": X_test}), est, X_test)
+        return
+    assert len(int8) >= 2 and ops.count("MatMulInteger") == len(int8)
+    for X in _batches(X_test):
+        got, want = session.run(None, {"X": X}), _expected(est, X)
+        for g, w, dtype in zip(got, want, [np.float32] * 4 + [np.float64]):
+            assert g.shape == w.shape and g.dtype == dtype
+        # tiny network on 5 standard normal columns: probabilities within 0.1
+        for g, w in zip(got[:4], want[:4]):
+            np.testing.assert_allclose(g, w, rtol=0, atol=0.1)
+
+
+def test_bad_quantize(fitted):
+    pytest.importorskip("skl2onnx")
+    for bad in ("int8", "INT8", True, 8):
+        with pytest.raises(ValueError, match=r"quantize must be one of \[None, 'dynamic_int8'\]"):
+            to_onnx(fitted["mmoe"], quantize=bad)
