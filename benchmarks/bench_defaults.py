@@ -34,12 +34,11 @@ import warnings
 
 import numpy as np
 import torch
+from _tabular import load, one_hot
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
-
-from _tabular import load, one_hot
 
 import sklearn_mmoe
 
@@ -82,7 +81,7 @@ def boosting_rows(dataset, parts, names, seed):
     for name, make in makers.items():
         aucs, wall, cpu = [], 0.0, 0.0
         for t in range(Y.shape[1]):
-            model, w, c = _timed(lambda: make().fit(X, Y[:, t]))
+            model, w, c = _timed(lambda make=make, t=t: make().fit(X, Y[:, t]))
             aucs.append(roc_auc_score(Y_test[:, t], model.predict_proba(X_test)[:, 1]))
             wall, cpu = wall + w, cpu + c
         yield dict(dataset=dataset, inputs="raw", model=name, seed=seed, auc=aucs, wall=wall,

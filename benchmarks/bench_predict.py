@@ -54,8 +54,8 @@ where ``<data-home>/census_income/`` holds ``census-income.data.gz`` and
 ``census-income.test.gz``. It takes about two minutes on 2 CPU cores.
 """
 
-import cProfile
 import contextlib
+import cProfile
 import os
 import pstats
 import statistics
@@ -71,10 +71,15 @@ from bench_fit import load_census
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_mmoe import MMoEClassifier
+from sklearn_mmoe import MMoEClassifier, _data
 from sklearn_mmoe._base import _validate_X
-from sklearn_mmoe import _data
-from sklearn_mmoe._data import INFERENCE_CHUNK, MIN_INFERENCE_ROWS, _chunk_rows, _values_per_row, predict_logits
+from sklearn_mmoe._data import (
+    INFERENCE_CHUNK,
+    MIN_INFERENCE_ROWS,
+    _chunk_rows,
+    _values_per_row,
+    predict_logits,
+)
 from sklearn_mmoe._targets import decode
 
 CHUNKS = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)

@@ -36,7 +36,8 @@ def auto_embedding_dim(n_categories):
 
 
 def _is_categorical_dtype(dtype):
-    return isinstance(dtype, pd.CategoricalDtype) or dtype == object or pd.api.types.is_string_dtype(dtype)
+    return (isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dtype)
+            or pd.api.types.is_string_dtype(dtype))
 
 
 def _column_names(X):
@@ -101,7 +102,7 @@ def _holds_numbers(series):
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         return pd.api.types.is_numeric_dtype(dtype.categories.dtype)
-    if dtype == object:
+    if pd.api.types.is_object_dtype(dtype):
         return bool(series.dropna().map(lambda v: isinstance(v, (int, float, np.number))).all())
     return pd.api.types.is_numeric_dtype(dtype)
 

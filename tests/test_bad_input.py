@@ -26,10 +26,9 @@ from sklearn.base import ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
+from conftest import small
 from sklearn_mmoe import MMoEClassifier, SharedBottomRegressor
 from sklearn_mmoe.metrics import masked_log_loss, masked_roc_auc_score
-
-from conftest import small
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),

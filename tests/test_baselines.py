@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import network
 from sklearn_mmoe import (
     CrossStitchClassifier,
     L2ConstrainedClassifier,
@@ -15,8 +16,6 @@ from sklearn_mmoe import (
 )
 from sklearn_mmoe.datasets import make_multitask_regression
 from sklearn_mmoe.nn import ParallelLinear, TensorFactorization
-
-from conftest import network
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

@@ -5,6 +5,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.utils.class_weight import compute_class_weight
 
+from conftest import small
 from sklearn_mmoe import (
     CGCClassifier,
     ESMMClassifier,
@@ -23,8 +24,6 @@ from sklearn_mmoe.metrics import (
     masked_r2_score,
     masked_roc_auc_score,
 )
-
-from conftest import small
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

@@ -9,9 +9,8 @@ from sklearn.utils.estimator_checks import (
 )
 
 import sklearn_mmoe
-from sklearn_mmoe import ESMMClassifier, MMoEClassifier, MultiTaskEstimator, PLERegressor
-
 from conftest import all_estimators, small
+from sklearn_mmoe import ESMMClassifier, MMoEClassifier, MultiTaskEstimator, PLERegressor
 
 # The checks' fits are short on purpose; reaching max_epochs is expected.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

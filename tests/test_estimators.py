@@ -18,6 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from skorch.callbacks import Callback
 
+from conftest import small
 from sklearn_mmoe import (
     MMoEClassifier,
     MMoERegressor,
@@ -29,8 +30,6 @@ from sklearn_mmoe import (
 from sklearn_mmoe._training import _fused_works
 from sklearn_mmoe.datasets import fetch_census_income, make_multitask_regression
 from sklearn_mmoe.metrics import make_multitask_scorer, masked_roc_auc_score
-
-from conftest import small
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

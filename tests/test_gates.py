@@ -8,6 +8,7 @@ import pytest
 import torch
 from sklearn.exceptions import NotFittedError
 
+from conftest import network, small
 from sklearn_mmoe import (
     CGCRegressor,
     MMoEClassifier,
@@ -17,8 +18,6 @@ from sklearn_mmoe import (
     PLERegressor,
     SharedBottomClassifier,
 )
-
-from conftest import network, small
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 FEW = dict(width=4, max_epochs=2)  # small() layers of 4 units, two epochs

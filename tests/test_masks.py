@@ -8,6 +8,7 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
+from conftest import small
 from sklearn_mmoe import (
     MMoEClassifier,
     MMoERegressor,
@@ -16,8 +17,6 @@ from sklearn_mmoe import (
     SharedBottomRegressor,
 )
 from sklearn_mmoe.nn import MaskedMultiTaskLoss, MMoE
-
-from conftest import small
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

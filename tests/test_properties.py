@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
+from conftest import small
 from sklearn_mmoe import (
     MMoEClassifier,
     MMoERegressor,
@@ -25,8 +26,6 @@ from sklearn_mmoe import (
     SharedBottomClassifier,
     SharedBottomRegressor,
 )
-
-from conftest import small
 
 CLASSIFIERS = [SharedBottomClassifier, OMoEClassifier, MMoEClassifier]
 REGRESSORS = [SharedBottomRegressor, OMoERegressor, MMoERegressor]

@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn_mmoe import MMoEClassifier, MMoERegressor, MultiTaskEstimator, PLEClassifier
 from sklearn_mmoe._training import _validation_split
 from sklearn_mmoe.metrics import make_multitask_scorer
-from sklearn_mmoe.nn import MMoE, EmbeddedNetwork, TabularEmbedding
+from sklearn_mmoe.nn import EmbeddedNetwork, MMoE, TabularEmbedding
 
 SMALL = dict(n_experts=2, expert_hidden_sizes=(8,), tower_hidden_sizes=(4,), batch_size=64,
              random_state=0)

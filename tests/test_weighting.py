@@ -6,11 +6,10 @@ import torch
 from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
 
+from conftest import all_estimators, small
 from sklearn_mmoe import MMoERegressor
 from sklearn_mmoe.nn import MaskedMultiTaskLoss, ParallelLinear, SharedBottom
 from sklearn_mmoe.weighting import DWA, Decay, GradNorm, PCGrad, Uncertainty, project_conflicting
-
-from conftest import all_estimators, small
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
