@@ -45,11 +45,10 @@ from ..metrics import masked_roc_auc_score
 
 __all__ = ["MODELS", "PAPER_AUC", "load", "fit_with_validation", "run_census_benchmark", "summarize"]
 
-#: The inputs as measured for docs/reproductions.md: the one-hot matrix as it
-#: is, without the default piecewise-linear encoding of its numeric columns.
-# The paper's one-hot inputs as they are, and the training settings the documented
-# results (docs/reproductions.md) were measured with: the library's defaults until
-# 2026-12-02, pinned so that a rerun reproduces them.
+#: The inputs and training settings as measured for docs/reproductions.md: the
+#: one-hot matrix as it is (no numeric encoding), batch 256 and learning rate
+#: 1e-3 (the library's defaults until 2026-12-02, pinned so that a rerun
+#: reproduces the documented figures).
 _RAW = dict(numeric_encoding=None, batch_size=256, learning_rate=1e-3)
 
 #: name -> estimator factory taking a random_state. MMoE: shipped sizes;
