@@ -68,13 +68,11 @@ import torch
 from _cli import bench_parser
 from _quiet import Passes
 from bench_fit import load_census
-from sklearn.compose import make_column_transformer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from sklearn_mmoe import MMoEClassifier
-from sklearn_mmoe.datasets import fetch_census_income
+from sklearn_mmoe.datasets._census import TASK_GROUPS
 from sklearn_mmoe.export import to_onnx, to_torch
 
 SIZES = (1, 1000)
@@ -110,9 +108,16 @@ def bound_session(session, x):
     return run
 
 
-def make_session(model, threads):
+def make_session(model, threads, inter=None, level=None, config=()):
+    """A CPU session of ``model`` (a ModelProto) with these session options."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    if inter is not None:
+        options.inter_op_num_threads = inter
+    if level is not None:
+        options.graph_optimization_level = level
+    for key, value in dict(config).items():
+        options.add_session_config_entry(key, value)
     return ort.InferenceSession(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
@@ -120,15 +125,7 @@ def make_session(model, threads):
 
 def accuracy(data_home, threads):
     """Test ROC AUC of the float and the int8 graph of a fully fitted default MMoE."""
-    train = fetch_census_income(data_home=data_home, task_group=1, subset="train")
-    test = fetch_census_income(data_home=data_home, task_group=1, subset="test")
-    encoder = make_column_transformer(
-        (OneHotEncoder(handle_unknown="ignore", sparse_output=False), train.categorical_features),
-        (StandardScaler(), train.numerical_features),
-    )
-    X = encoder.fit_transform(train.data).astype(np.float32)
-    X_test = np.ascontiguousarray(encoder.transform(test.data).astype(np.float32))
-    Y, Y_test = train.target.to_numpy().astype(np.float32), test.target.to_numpy()
+    X, Y, X_test, Y_test = load_census(data_home, test=True)
     start = time.perf_counter()
     est = MMoEClassifier(random_state=0).fit(X, Y)
     fit_s = time.perf_counter() - start
@@ -145,7 +142,7 @@ def accuracy(data_home, threads):
             float(np.abs(row[t][0, 1] - reference[t][i]).max())
             for i, row in enumerate(rows) for t in range(len(reference))
         )
-    names = list(train.target.columns)
+    names = list(TASK_GROUPS[1])
     print(f"{'':<20}" + "".join(f"{'AUC ' + n:>20}" for n in names)
           + "".join(f"{'max |dp| ' + n:>24}" for n in names))
     for name, proba in probas.items():
@@ -181,18 +178,8 @@ def session_options(model, x1, X_check, rounds):
         "1 thread, ORT_ENABLE_EXTENDED": dict(threads=1, level=level.ORT_ENABLE_EXTENDED),
         "1 thread, ORT_DISABLE_ALL": dict(threads=1, level=level.ORT_DISABLE_ALL),
     }
-    data = model.SerializeToString()
-
-    def build(threads, inter=None, level=None, config=(), source=data):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        if inter is not None:
-            options.inter_op_num_threads = inter
-        if level is not None:
-            options.graph_optimization_level = level
-        for key, value in dict(config).items():
-            options.add_session_config_entry(key, value)
-        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    def build(threads, **kwargs):
+        return make_session(model, threads, **kwargs)
 
     reference = build(1).run(None, {"X": X_check})
     calls, exact = {}, {}
@@ -216,7 +203,7 @@ def session_options(model, x1, X_check, rounds):
         ),
         opset_imports=[helper.make_opsetid("", 18)],
     )
-    trivial = build(1, source=identity.SerializeToString())
+    trivial = make_session(identity, 1)
     calls["(an Identity graph: the cost of a call)"] = lambda: trivial.run(None, {"X": x1})
     times = {name: [] for name in calls}
     passes = Passes(rounds)

@@ -275,14 +275,21 @@ for _spec in MODELS.values():
     _spec.setdefault("targets", lambda Y: (Y, Y))
 
 
-def load_census(data_home):
+def load_census(data_home, test=False):
+    """Census group 1 train split one-hot encoded: ``(X, Y)`` float32; with ``test=True``
+    also the test split through the same encoder: ``(X, Y, X_test, Y_test)``."""
     bunch = fetch_census_income(data_home=data_home, task_group=1, subset="train")
     encoder = make_column_transformer(
         (OneHotEncoder(handle_unknown="ignore", sparse_output=False), bunch.categorical_features),
         (StandardScaler(), bunch.numerical_features),
     )
     X = encoder.fit_transform(bunch.data).astype(np.float32)
-    return np.ascontiguousarray(X), bunch.target.to_numpy().astype(np.float32)
+    train = np.ascontiguousarray(X), bunch.target.to_numpy().astype(np.float32)
+    if not test:
+        return train
+    held_out = fetch_census_income(data_home=data_home, task_group=1, subset="test")
+    X_test = np.ascontiguousarray(encoder.transform(held_out.data).astype(np.float32))
+    return (*train, X_test, held_out.target.to_numpy())
 
 
 def n_parameters(module):
