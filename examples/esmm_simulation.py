@@ -99,6 +99,7 @@ TRAINING = dict(
     early_stopping=True, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
     numeric_encoding=None,  # the measured setting: raw Gaussian features
     max_epochs=200, batch_size=256, learning_rate=1e-3,
+    ema_half_life=None,  # as measured (before the weight average existed)
 )
 MODELS = (
     "ESMM (shared-bottom)", "CVR on clicks (baseline)", "ESMM (MMoE)",

@@ -212,6 +212,7 @@ class _BaseMultiTask(_PersistenceMixin, _TrainingMixin, MultiOutputMixin, BaseEs
         "optimizer_kwargs": [dict, None],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "ema_half_life": [Interval(Real, 0, None, closed="neither"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -504,8 +505,8 @@ default=None
         The architecture, the loss (task weights, loss weighting), the
         optimizer and the device are those of the fitted net; silently
         keeping them would ignore the user's change. (The learning rate,
-        weight decay, batch size, epochs, early stopping and callbacks are
-        applied.)
+        weight decay, weight average's half-life, batch size, epochs, early
+        stopping and callbacks are applied.)
         """
         fitted = dict(net.get_params_for("module"))
         # behind an input embedding (EmbeddedNetwork), the architecture is "network"

@@ -164,6 +164,18 @@ learning_rate : float, default=2e-3
 weight_decay : float, default=0.0
     Weight decay (L2 penalty) applied by the optimizer (>= 0).
 
+ema_half_life : float or None, default=1.0
+    ``fit`` keeps an exponential moving average (EMA) of the weights, with
+    this half-life in epochs (> 0), and the model keeps the average: the
+    validation score early stopping monitors is the average's, and so are
+    ``validation_loss_curve_`` and the restored best epoch
+    (``loss_curve_`` is the training loss of the optimizer's own weights).
+    Averaging smooths the noise of the last steps, as a decaying learning
+    rate would, and gained 0.0006 to 0.0012 test AUC on Adult and
+    Census-Income (docs/performance.md). None trains without averaging.
+    The optimizer's own weights and the average's state are kept with the
+    model, so ``partial_fit`` and ``warm_start`` continue both exactly.
+
 batch_size : int or "auto", default="auto"
     Rows per mini-batch. "auto": 512 when ``fit`` (or ``partial_fit``) gets
     more than 10,000 rows, the size from which ``early_stopping="auto"``

@@ -13,7 +13,7 @@ import torch
 from skorch.history import History
 
 from . import _random
-from ._training import _meta_module
+from ._training import _meta_module, _WeightAverage
 from ._version import __version__
 
 
@@ -47,6 +47,13 @@ def _plain_row(row):
     }
 
 
+def _average_state(average):
+    """The state of a :class:`_WeightAverage` as plain data, or None."""
+    if average is None:
+        return None
+    return {"half_life": average.half_life, "steps": average.steps,
+            "trained": None if average.trained is None else _numpy_tree(average.trained)}
+
 
 class _PersistenceMixin:
     """Pickling (and skops) of a fitted estimator; see the module docstring."""
@@ -68,6 +75,7 @@ class _PersistenceMixin:
                 "criterion": _numpy_tree(net.criterion_.state_dict()),
                 "optimizer": _numpy_tree(net.optimizer_.state_dict()),
                 "history": [_plain_row(row) for row in net.history],
+                "weight_average": _average_state(net.weight_average),
             }
         state["_sklearn_mmoe_version"] = __version__
         return state
@@ -109,8 +117,31 @@ class _PersistenceMixin:
         net.criterion_.load_state_dict(_torch_tree(state["criterion"], device))
         net.optimizer_.load_state_dict(_torch_tree(state["optimizer"], device))
         net.history = History([dict(row) for row in state["history"]])
+        net.weight_average = self._restore_average(net, state.get("weight_average"), device)
         net.module_.eval()
         return net
+
+    def _restore_average(self, net, state, device):
+        """The weight average's state (None in files written before it existed)."""
+        if state is None:
+            return None
+        params = _WeightAverage.parameters(net.module_)
+        trained = state["trained"]
+        if trained is not None and (
+            not isinstance(trained, list) or len(trained) != len(params) or any(
+                not isinstance(t, np.ndarray) or t.shape != tuple(p.shape)
+                for t, p in zip(trained, params)
+            )
+        ):
+            raise ValueError(
+                f"This {type(self).__name__}'s stored weight average does not match its "
+                "network: the file is damaged or was not written by sklearn-mmoe."
+            )
+        return _WeightAverage(
+            float(state["half_life"]),
+            None if trained is None else [_torch_tree(t, device) for t in trained],
+            int(state["steps"]),
+        )
 
     def _check_stored_state(self, net, state, device):
         """The stored weights must have the shapes that the parameters give.

@@ -58,6 +58,67 @@ def _fused_works(optimizer_class, device_type, kwargs):
 _BATCH_HOOKS = ("on_batch_begin", "on_grad_computed", "on_batch_end")
 
 
+class _WeightAverage:
+    """The exponential moving average of the weights that training keeps (``ema_half_life``).
+
+    After the ``n``-th optimizer step the average moves towards the new
+    weights by ``max(1 - decay, 1 / n)`` (the plain mean of the first steps,
+    then exponential), where ``decay`` gives a half-life of ``half_life``
+    epochs. Between epochs the module holds the average: the validation
+    epoch scores it, early stopping keeps it as the best weights, and it is
+    what a fit leaves. The optimizer's own weights (``trained``) and the step
+    count are kept with the net, so continued training (``warm_start``,
+    ``partial_fit``, a reloaded model) resumes exactly where it stopped; a
+    fit whose module ends with other weights (the best epoch restored, an
+    interrupted epoch) starts the average afresh from them.
+    """
+
+    def __init__(self, half_life, trained=None, steps=0):
+        self.half_life = half_life
+        self.trained = trained
+        self.steps = steps
+        self._params = self._average = None  # within a fit
+        self.decay = 0.0
+
+    @staticmethod
+    def parameters(module):
+        return [p for p in module.parameters() if p.requires_grad]
+
+    def start_epoch(self, module, n_batches):
+        """Before a training epoch: the average aside, the trained weights in the module."""
+        self._params = self.parameters(module)
+        with torch.no_grad():
+            self._average = [p.detach().clone() for p in self._params]
+            if self.trained is not None:
+                for p, trained in zip(self._params, self.trained):
+                    p.copy_(trained)
+        self.decay = 0.5 ** (1.0 / (self.half_life * max(n_batches, 1)))
+
+    def update(self):
+        """After an optimizer step."""
+        self.steps += 1
+        current = [p.detach() for p in self._params]
+        torch._foreach_lerp_(self._average, current, max(1.0 - self.decay, 1.0 / self.steps))
+
+    def end_epoch(self):
+        """After a training epoch: the trained weights aside, the average in the module."""
+        with torch.no_grad():
+            if self.trained is None:
+                self.trained = [p.detach().clone() for p in self._params]
+            else:
+                for trained, p in zip(self.trained, self._params):
+                    trained.copy_(p)
+            for p, average in zip(self._params, self._average):
+                p.copy_(average)
+
+    def finish(self, module):
+        """At the end of a fit: keep the state only if the module holds its average."""
+        average, self._params, self._average = self._average, None, None
+        params = self.parameters(module)
+        if average is None or not all(torch.equal(p, a) for p, a in zip(params, average)):
+            self.trained, self.steps = None, 0
+
+
 def _prepare_inputs(module, *datasets):
     """Do the input embedding's fixed part once, on the training and validation rows.
 
@@ -104,6 +165,8 @@ class _TrainingNet(NeuralNet):
     distributed_ = None
     #: the trainable parameters whose gradients data-parallel training averages
     _synchronized = ()
+    #: the running :class:`_WeightAverage` of a fit (``ema_half_life``), else None
+    weight_average = None
 
     def _weight_total(self, weight):
         """The loss denominators of data-parallel training (None: the batch's own)."""
@@ -160,6 +223,12 @@ class _TrainingNet(NeuralNet):
         loss = self.criterion_.monitored(y_pred, target, weight, losses, total=total)
         return {"loss": loss, "y_pred": y_pred, "task_losses": losses.detach()}
 
+    def train_step(self, batch, **fit_params):
+        step = super().train_step(batch, **fit_params)
+        if self.weight_average is not None:
+            self.weight_average.update()
+        return step
+
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         """skorch's epoch, without waiting for the device at every batch.
 
@@ -174,6 +243,9 @@ class _TrainingNet(NeuralNet):
             return
         losses, rows, kept = [], [], []
         batches = self.history[-1]["batches"]
+        average = self.weight_average if training else None
+        if average is not None:
+            average.start_epoch(self.module_, len(iterator))
         self._batch_hooks = self._listening_hooks()
         try:
             for batch in iterator:
@@ -188,6 +260,8 @@ class _TrainingNet(NeuralNet):
                 self.notify("on_batch_end", batch=batch, training=training, **step)
         finally:
             self._batch_hooks = None
+        if average is not None:
+            average.end_epoch()
         if losses:
             losses = torch.stack(losses)
             task_losses = torch.stack(kept).mean(0) if training else None
@@ -480,6 +554,7 @@ class _NetSnapshot:
     def __init__(self, net):
         self.net = net
         self.attributes = dict(vars(net))
+        self.attributes["weight_average"] = copy.deepcopy(net.weight_average)
         self.modules = [net.module_, net.criterion_]
         self.states = copy.deepcopy([m.state_dict() for m in self.modules])
         self.optimizer = copy.deepcopy(net.optimizer_.state_dict())
@@ -492,6 +567,7 @@ class _NetSnapshot:
         net = self.net
         vars(net).clear()
         vars(net).update(self.attributes)
+        net.weight_average = copy.deepcopy(self.attributes["weight_average"])
         for module, state, plain in zip(self.modules, self.states, self.plain):
             module.load_state_dict(state)
             for submodule, attributes in plain:
@@ -751,10 +827,18 @@ class _TrainingMixin:
                     "process's own rows. Use another loss_weighting, or train in one process."
                 )
             prepared = _prepare_inputs(net.module_, data, valid)
+            if self.ema_half_life is None:
+                net.weight_average = None
+            elif net.weight_average is None:
+                net.weight_average = _WeightAverage(self.ema_half_life)
+            else:  # continued training: the average goes on, at the current half-life
+                net.weight_average.half_life = self.ema_half_life
             try:
                 net.partial_fit(data, None)
             finally:
                 net.distributed_, net._synchronized = None, ()
+                if net.weight_average is not None:
+                    net.weight_average.finish(net.module_)
                 if prepared:
                     net.module_.prepared_inputs = False
         # Keep no reference to the training data in the fitted model.

@@ -282,6 +282,91 @@ def test_early_stopping_stops_and_restores_the_best_epoch():
     assert model.n_iter_ == best_epoch + 1 + 3
 
 
+class _RecordWeights(Callback):
+    """The trainable weights after every optimizer step and at every epoch's end."""
+
+    def initialize(self):
+        self.steps, self.epochs = [], []
+        return self
+
+    @staticmethod
+    def _weights(net):
+        return [p.detach().clone() for p in net.module_.parameters() if p.requires_grad]
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training:
+            self.steps.append(self._weights(net))
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs.append(self._weights(net))
+
+
+def _fitted_weights(model):
+    return [p.detach() for p in model.net_.module_.parameters() if p.requires_grad]
+
+
+def _same_weights(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_fit_keeps_the_exponential_average_of_the_weights():
+    X, Y = _classification()
+    model = _small(MMoEClassifier, max_epochs=3, n_iter_no_change=100, ema_half_life=0.5,
+                   callbacks=[("record", _RecordWeights())]).fit(X, Y)
+    steps = dict(model.net_.callbacks_)["record"].steps
+    n_batches = len(steps) // 3
+    decay = 0.5 ** (1 / (0.5 * n_batches))  # half-life: half an epoch
+    average = steps[0]
+    for n, weights in enumerate(steps[1:], start=2):
+        rate = max(1 - decay, 1 / n)  # the plain mean of the first steps, then exponential
+        average = [a + rate * (w - a) for a, w in zip(average, weights)]
+    fitted = _fitted_weights(model)
+    for f, a in zip(fitted, average):
+        torch.testing.assert_close(f, a, rtol=1e-5, atol=1e-6)
+    assert not _same_weights(fitted, steps[-1])
+    # without averaging the fit leaves the optimizer's last weights
+    plain = _small(MMoEClassifier, max_epochs=3, n_iter_no_change=100, ema_half_life=None,
+                   callbacks=[("record", _RecordWeights())]).fit(X, Y)
+    assert _same_weights(_fitted_weights(plain), dict(plain.net_.callbacks_)["record"].steps[-1])
+
+
+def test_early_stopping_scores_and_restores_the_average_then_continues_from_it():
+    X, Y = _classification(n=600)
+    model = _small(MMoEClassifier, early_stopping=True, n_iter_no_change=3, learning_rate=0.05,
+                   callbacks=[("record", _RecordWeights())]).fit(X, Y)
+    record = dict(model.net_.callbacks_)["record"]
+    assert model.best_epoch_ < model.n_iter_
+    # between epochs (validation, the best-epoch snapshot) the module holds the
+    # average, not the epoch's last trained weights
+    n_batches = len(record.steps) // model.n_iter_
+    best = model.best_epoch_ - 1
+    assert _same_weights(_fitted_weights(model), record.epochs[best])
+    assert not _same_weights(record.epochs[best], record.steps[(best + 1) * n_batches - 1])
+    # continued training starts from the restored best weights (not from the
+    # trained weights of the last epoch): with a negligible step it stays there
+    before = model.predict_proba(X)
+    model.set_params(learning_rate=1e-12, callbacks=None).partial_fit(X, Y)
+    for p, q in zip(before, model.predict_proba(X)):
+        np.testing.assert_allclose(p, q, atol=1e-6)
+
+
+def test_stored_weight_average_is_checked_and_optional():
+    X, Y = _classification()
+    model = _small(MMoEClassifier, max_epochs=2).fit(X, Y)
+    state = model.__getstate__()
+    damaged = pickle.loads(pickle.dumps(state))
+    damaged["_net_state"]["weight_average"]["trained"][0] = np.zeros(3, dtype=np.float32)
+    with pytest.raises(ValueError, match="weight average does not match"):
+        MMoEClassifier.__new__(MMoEClassifier).__setstate__(damaged)
+    # a file written before the average existed loads and predicts the same
+    old = pickle.loads(pickle.dumps(state))
+    del old["_net_state"]["weight_average"]
+    loaded = MMoEClassifier.__new__(MMoEClassifier)
+    loaded.__setstate__(old)
+    for p, q in zip(model.predict_proba(X), loaded.predict_proba(X)):
+        np.testing.assert_array_equal(p, q)
+
+
 def test_user_callbacks_run_and_are_not_mutated():
     class CountEpochs(Callback):
         def __init__(self):

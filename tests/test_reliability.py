@@ -66,6 +66,8 @@ class _At(Callback):
 
 
 def _poison(net):
+    # during a training epoch: between epochs the module holds the weight
+    # average (ema_half_life), which the next epoch replaces by the trained weights
     with torch.no_grad():
         next(p for p in net.module_.parameters() if p.numel()).fill_(float("nan"))
 
@@ -76,19 +78,19 @@ def _interrupt(net):
 
 # ------------------------------------------------------- faults in training
 def test_nan_loss_raises_naming_the_epoch_and_leaves_no_fitted_model():
-    model = _model(max_epochs=6, callbacks=[("poison", _At(3, _poison))])
+    model = _model(max_epochs=6, callbacks=[("poison", _At(4, _poison, after_batches=1))])
     with pytest.raises(FloatingPointError, match="train_loss is nan at epoch 4"):
         model.fit(X_, Y_)
     assert not hasattr(model, "net_")
     fitted = _model(max_epochs=2).fit(X_, Y_)
     before = fitted.predict_proba(X_)
     with pytest.raises(FloatingPointError):
-        fitted.set_params(max_epochs=6, callbacks=[("poison", _At(3, _poison))]).fit(X_, Y_)
+        fitted.set_params(max_epochs=6, callbacks=[("poison", _At(4, _poison, after_batches=1))]).fit(X_, Y_)
     assert all(np.array_equal(p, q) for p, q in zip(before, fitted.predict_proba(X_)))
 
 
 def test_nan_loss_restore_keeps_the_last_finite_weights():
-    model = _model(max_epochs=6, nan_loss="restore", callbacks=[("poison", _At(3, _poison))])
+    model = _model(max_epochs=6, nan_loss="restore", callbacks=[("poison", _At(4, _poison, after_batches=1))])
     with pytest.warns(RuntimeWarning, match="not finite at epoch 4.*weights of epoch 3"):
         model.fit(X_, Y_)
     # exactly the model of an uninterrupted 3-epoch fit

@@ -167,6 +167,8 @@ def make_model(name, n_features, *, max_epochs=MAX_EPOCHS, random_state=None):
         nan_loss="restore",
         # The paper's setting: raw inputs, a fixed number of epochs.
         numeric_encoding=None,
+        # as measured (docs/reproductions.md): no weight average
+        ema_half_life=None,
         early_stopping=False,
         random_state=random_state,
     )
