@@ -1326,9 +1326,19 @@ def _index(tasks, n_tasks):
 
 
 def _log1mexp(a):
-    """``log(1 - exp(a))`` for ``a <= 0``, accurate over the whole range."""
+    """``log(1 - exp(a))`` for ``a <= 0``, accurate over the whole range.
+
+    Each branch of the ``where`` reads only inputs of its own range: the
+    branch not taken is still differentiated, and ``log1p(-exp(a))`` at an
+    ``a`` so close to 0 that ``exp(a)`` rounds to 1 has an infinite gradient,
+    which the ``where`` would turn into NaN (0 * inf) even though its value is
+    not used. (An ESMM fit that drove its joint probability to 1 went NaN
+    that way.)
+    """
     a = a.clamp(max=-torch.finfo(a.dtype).tiny)
-    return torch.where(a > -0.6931, torch.log(-torch.expm1(a)), torch.log1p(-torch.exp(a)))
+    near = a > -0.6931
+    a_near, a_far = torch.where(near, a, -1.0), torch.where(near, -1.0, a)
+    return torch.where(near, torch.log(-torch.expm1(a_near)), torch.log1p(-torch.exp(a_far)))
 
 
 class MaskedMultiTaskLoss(nn.Module):

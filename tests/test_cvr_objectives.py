@@ -189,6 +189,30 @@ def test_esmm_objective_is_the_plain_joint_loss():
     assert MaskedMultiTaskLoss.extra_outputs([None, 0, None, 2], "dr") == 2
 
 
+@pytest.mark.parametrize("objective", ["esmm", "ips", "dr"])
+def test_confident_joint_predictions_keep_finite_gradients(objective):
+    # Click and conversion logits so large that pCTCVR rounds to 1 (an
+    # overfitted ESMM fit gets there): the joint loss's log(1 - pCTCVR) must
+    # keep a finite gradient on the rows that converted and the rows that did not.
+    logits = torch.tensor([[[40.0], [40.0], [0.0]], [[90.0], [95.0], [0.0]], [[20.0], [30.0], [0.0]]])
+    logits.requires_grad_()
+    target = torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    loss = _loss(objective).per_task(logits, target, torch.ones(3, 2)).sum()
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+
+
+def test_esmm_fit_that_overfits_its_joint_probability_stays_finite():
+    # 250 rows and 200 epochs: this fit drove pCTCVR to 1 and its loss to NaN
+    # at epoch 135 before _log1mexp kept the gradient of its unused branch finite.
+    rng = np.random.RandomState(0)
+    X = rng.randn(250, 6)
+    click = (X[:, 0] + rng.randn(250) > 0.5).astype(int)
+    buy = click * (X[:, 1] + rng.randn(250) > 0).astype(int)
+    model = ESMMClassifier(learning_rate=3e-3, random_state=2).fit(X, np.column_stack([click, buy]))
+    assert model.n_iter_ == 200 and np.isfinite(model.loss_curve_).all()
+
+
 def test_loss_rejects_bad_options():
     for options, message in [
         (dict(cvr_objective="dcmt"), "cvr_objective must be one of"),
