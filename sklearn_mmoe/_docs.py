@@ -158,7 +158,7 @@ optimizer_kwargs : dict, default=None
     equal to the default implementation up to float32 rounding. Pass
     ``{"fused": False}`` or ``{"foreach": ...}`` to choose another.
 
-learning_rate : float, default=2e-3
+learning_rate : float, default=3e-3
     Learning rate (> 0).
 
 weight_decay : float, default=0.0
@@ -189,7 +189,7 @@ tol : float, default=1e-4
     Minimum improvement of the monitored quantity (training loss, or the
     validation ``scoring`` with early stopping) that counts as one.
 
-n_iter_no_change : int, default=5
+n_iter_no_change : int, default=3
     Training stops after this many epochs without an improvement of at least
     ``tol`` (the patience).
 
