@@ -171,8 +171,8 @@ ema_half_life : float or None, default=1.0
     ``validation_loss_curve_`` and the restored best epoch
     (``loss_curve_`` is the training loss of the optimizer's own weights).
     Averaging smooths the noise of the last steps, as a decaying learning
-    rate would, and gained 0.0006 to 0.0012 test AUC on Adult and
-    Census-Income (docs/performance.md). None trains without averaging.
+    rate would: 0.0006 to 0.0012 AUC on Adult and Census-Income (tuning
+    splits, docs/performance.md). None trains without averaging.
     The optimizer's own weights and the average's state are kept with the
     model, so ``partial_fit`` and ``warm_start`` continue both exactly.
 
