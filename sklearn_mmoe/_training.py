@@ -538,8 +538,9 @@ def _memory_bytes(device):
         return None
 
 
-# Training holds a parameter, its gradient and two optimizer moments (Adam).
-_TRAINING_COPIES = 4
+# Training holds a parameter, its gradient, two optimizer moments (Adam) and,
+# with ema_half_life, the weight average and the trained weights beside it.
+_TRAINING_COPIES = 6
 
 
 class _NetSnapshot:
