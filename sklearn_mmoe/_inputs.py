@@ -215,14 +215,8 @@ def _one_dim(value, n_categories, label):
     raise ValueError(f"{label} must be 'auto' or a positive int, got {value!r}.")
 
 
-def encode_categories(estimator, X, categorical):
-    """Codes of the categorical columns: 0 unknown/missing/rare, 1.. known categories."""
-    if len(categorical) == 0:
-        return np.zeros((len(X), 0))
-    values = np.column_stack([
-        _category_values(_column(X, j), k, _name(X, j))
-        for j, k in zip(categorical, estimator._category_numbers)
-    ]).astype(object)
+def _transform_categories(estimator, values):
+    """The fitted encoder on an object matrix of category values -> codes (0 = unknown)."""
     codes = estimator._category_encoder.transform(values)
     infrequent = getattr(estimator._category_encoder, "infrequent_categories_", None)
     for j, n in enumerate(estimator.n_categories_):
@@ -231,6 +225,45 @@ def encode_categories(estimator, X, categorical):
             column[column == n - 1] = -1  # OrdinalEncoder's infrequent code
         column += 1
     return codes
+
+
+def _encode_through_categories(estimator, X, categorical, columns):
+    """Codes of pandas ``category`` columns, each distinct value encoded once.
+
+    A value's code depends on the value only, so the encoder reads a small
+    table (row ``i`` of column ``j``: category ``i`` of that column, if any
+    row uses it; the last row: missing) and the rows look their codes up by
+    the columns' integer codes (-1, missing, reads the last row). The same
+    codes as encoding every row, at a fraction of the cost (Census-Income's
+    31 columns: about 2 s for 200,000 rows the row-wise way).
+    """
+    row_codes = [np.asarray(c.cat.codes, dtype=np.intp) for c in columns]
+    size = max(len(c.cat.categories) for c in columns) + 1
+    table = np.full((size, len(columns)), np.nan, dtype=object)
+    for j, (column, codes, kind, index) in enumerate(
+        zip(columns, row_codes, estimator._category_numbers, categorical)
+    ):
+        used = np.unique(codes[codes >= 0])
+        if len(used):
+            table[used, j] = _category_values(
+                pd.Series(column.cat.categories[used]), kind, _name(X, index)
+            )
+    table_codes = _transform_categories(estimator, table)
+    return np.column_stack([table_codes[codes, j] for j, codes in enumerate(row_codes)])
+
+
+def encode_categories(estimator, X, categorical):
+    """Codes of the categorical columns: 0 unknown/missing/rare, 1.. known categories."""
+    if len(categorical) == 0:
+        return np.zeros((len(X), 0))
+    columns = [_column(X, j) for j in categorical]
+    if all(isinstance(c.dtype, pd.CategoricalDtype) for c in columns):
+        return _encode_through_categories(estimator, X, categorical, columns)
+    values = np.column_stack([
+        _category_values(c, k, _name(X, j))
+        for c, j, k in zip(columns, categorical, estimator._category_numbers)
+    ]).astype(object)
+    return _transform_categories(estimator, values)
 
 
 def encode_frame(estimator, X, reset):

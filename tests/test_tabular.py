@@ -175,6 +175,35 @@ def test_category_dtype_with_other_categories_at_predict_uses_values_not_codes()
         assert np.array_equal(a, b)
 
 
+def test_category_columns_give_the_codes_of_their_values():
+    # pandas "category" columns are encoded one category at a time and looked
+    # up by their integer codes; object columns value by value: the same codes
+    # (rare, missing, unseen and unused categories, numbers as categories)
+    rng = np.random.RandomState(0)
+    n = 300
+    city = rng.choice(["paris", "rome", "oslo", "lima", "rare"], size=n, p=[0.3, 0.3, 0.2, 0.17, 0.03])
+    X = pd.DataFrame({
+        "city": pd.Categorical(np.where(np.arange(n) % 7 == 0, None, city)),
+        "size": pd.Categorical(rng.choice([1.0, 2.0, 3.0], size=n)),
+        "x": rng.randn(n),
+    })
+    Y = np.column_stack([np.isin(city, ["paris", "rome"]), X["x"] > 0]).astype(int)
+    model = _fit(X, Y, min_frequency=10, max_epochs=2)
+    assert "rare" not in model.categories_[0]
+    X_new = X.copy()
+    X_new["city"] = pd.Categorical(
+        X["city"].astype(object).replace({"oslo": "tokyo"}),
+        categories=["unused", "tokyo", "rare", "paris", "rome", "lima"],
+    )
+    as_objects = X_new.astype({"city": object, "size": object})
+    for frame in (X, X_new):
+        by_category = model._encode_X(frame, reset=False)
+        by_value = model._encode_X(frame.astype({"city": object, "size": object}), reset=False)
+        np.testing.assert_array_equal(by_category, by_value)
+    for p, q in zip(model.predict_proba(X_new), model.predict_proba(as_objects)):
+        np.testing.assert_array_equal(p, q)
+
+
 def test_rare_categories_and_max_categories_map_to_row_zero():
     X, Y = _frame()
     X["city"] = X["city"].astype(object)
