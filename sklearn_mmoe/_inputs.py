@@ -155,9 +155,14 @@ def fit_categories(estimator, X, categorical):
     """Fit the vocabularies of the categorical columns; set the fitted attributes."""
     columns = [_column(X, j) for j in categorical]
     kinds = [_holds_numbers(c) for c in columns]
-    values = np.column_stack(
-        [_category_values(c, k, _name(X, j)) for c, k, j in zip(columns, kinds, categorical)]
-    ).astype(object) if columns else None
+    if (_all_category_dtype(columns) and estimator.min_frequency is None
+            and estimator.max_categories is None):
+        # no frequency limit: the vocabulary is the values present, each once
+        values, _ = _category_table(X, categorical, columns, kinds)
+    else:
+        values = np.column_stack(
+            [_category_values(c, k, _name(X, j)) for c, k, j in zip(columns, kinds, categorical)]
+        ).astype(object) if columns else None
     encoder = OrdinalEncoder(
         handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1,
         min_frequency=estimator.min_frequency, max_categories=estimator.max_categories,
@@ -227,27 +232,36 @@ def _transform_categories(estimator, values):
     return codes
 
 
-def _encode_through_categories(estimator, X, categorical, columns):
-    """Codes of pandas ``category`` columns, each distinct value encoded once.
+def _all_category_dtype(columns):
+    return bool(columns) and all(isinstance(c.dtype, pd.CategoricalDtype) for c in columns)
 
-    A value's code depends on the value only, so the encoder reads a small
-    table (row ``i`` of column ``j``: category ``i`` of that column, if any
-    row uses it; the last row: missing) and the rows look their codes up by
-    the columns' integer codes (-1, missing, reads the last row). The same
-    codes as encoding every row, at a fraction of the cost (Census-Income's
-    31 columns: about 2 s for 200,000 rows the row-wise way).
+
+def _category_table(X, categorical, columns, kinds):
+    """pandas ``category`` columns as a small table of their values, and the rows' codes.
+
+    Row ``i`` of column ``j`` is category ``i`` of that column if a row uses
+    it, else missing (NaN), and the last row is missing: a row's value is
+    ``table[code, j]`` with its column's integer code (-1, missing, reads the
+    last row). A value's encoding depends on the value only, so encoding the
+    table and looking the codes up gives every row's code at a fraction of
+    the cost of encoding them one by one (Census-Income's 31 columns: about
+    2 s for 200,000 rows).
     """
     row_codes = [np.asarray(c.cat.codes, dtype=np.intp) for c in columns]
     size = max(len(c.cat.categories) for c in columns) + 1
     table = np.full((size, len(columns)), np.nan, dtype=object)
-    for j, (column, codes, kind, index) in enumerate(
-        zip(columns, row_codes, estimator._category_numbers, categorical)
-    ):
+    for j, (column, codes, kind, index) in enumerate(zip(columns, row_codes, kinds, categorical)):
         used = np.unique(codes[codes >= 0])
         if len(used):
             table[used, j] = _category_values(
                 pd.Series(column.cat.categories[used]), kind, _name(X, index)
             )
+    return table, row_codes
+
+
+def _encode_through_categories(estimator, X, categorical, columns):
+    """Codes of pandas ``category`` columns, each distinct value encoded once."""
+    table, row_codes = _category_table(X, categorical, columns, estimator._category_numbers)
     table_codes = _transform_categories(estimator, table)
     return np.column_stack([table_codes[codes, j] for j, codes in enumerate(row_codes)])
 
@@ -257,7 +271,7 @@ def encode_categories(estimator, X, categorical):
     if len(categorical) == 0:
         return np.zeros((len(X), 0))
     columns = [_column(X, j) for j in categorical]
-    if all(isinstance(c.dtype, pd.CategoricalDtype) for c in columns):
+    if _all_category_dtype(columns):
         return _encode_through_categories(estimator, X, categorical, columns)
     values = np.column_stack([
         _category_values(c, k, _name(X, j))

@@ -202,6 +202,16 @@ def test_category_columns_give_the_codes_of_their_values():
         np.testing.assert_array_equal(by_category, by_value)
     for p, q in zip(model.predict_proba(X_new), model.predict_proba(as_objects)):
         np.testing.assert_array_equal(p, q)
+    # fit (without frequency limits, the vocabulary comes from the categories
+    # the rows use): the same vocabulary and the same model
+    X_unused = X.assign(city=X["city"].cat.add_categories(["unused"]))
+    by_category = _fit(X_unused, Y, max_epochs=2)
+    by_value = _fit(X.astype({"city": object, "size": object}), Y, max_epochs=2)
+    for a, b in zip(by_category.categories_, by_value.categories_):
+        assert list(a) == list(b)
+    assert "unused" not in by_category.categories_[0]
+    for p, q in zip(by_category.predict_proba(X), by_value.predict_proba(X)):
+        np.testing.assert_array_equal(p, q)
 
 
 def test_rare_categories_and_max_categories_map_to_row_zero():
