@@ -160,9 +160,7 @@ def fit_categories(estimator, X, categorical):
         # no frequency limit: the vocabulary is the values present, each once
         values, _ = _category_table(X, categorical, columns, kinds)
     else:
-        values = np.column_stack(
-            [_category_values(c, k, _name(X, j)) for c, k, j in zip(columns, kinds, categorical)]
-        ).astype(object) if columns else None
+        values = _value_matrix(X, categorical, columns, kinds) if columns else None
     encoder = OrdinalEncoder(
         handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1,
         min_frequency=estimator.min_frequency, max_categories=estimator.max_categories,
@@ -232,6 +230,13 @@ def _transform_categories(estimator, values):
     return codes
 
 
+def _value_matrix(X, categorical, columns, kinds):
+    """The categorical columns' values row by row, as one object matrix."""
+    return np.column_stack(
+        [_category_values(c, k, _name(X, j)) for c, k, j in zip(columns, kinds, categorical)]
+    ).astype(object)
+
+
 def _all_category_dtype(columns):
     return bool(columns) and all(isinstance(c.dtype, pd.CategoricalDtype) for c in columns)
 
@@ -273,10 +278,7 @@ def encode_categories(estimator, X, categorical):
     columns = [_column(X, j) for j in categorical]
     if _all_category_dtype(columns):
         return _encode_through_categories(estimator, X, categorical, columns)
-    values = np.column_stack([
-        _category_values(c, k, _name(X, j))
-        for c, j, k in zip(columns, categorical, estimator._category_numbers)
-    ]).astype(object)
+    values = _value_matrix(X, categorical, columns, estimator._category_numbers)
     return _transform_categories(estimator, values)
 
 

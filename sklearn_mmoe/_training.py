@@ -86,30 +86,26 @@ class _WeightAverage:
 
     def start_epoch(self, module, n_batches):
         """Before a training epoch: the average aside, the trained weights in the module."""
-        self._params = self.parameters(module)
-        with torch.no_grad():
-            self._average = [p.detach().clone() for p in self._params]
-            if self.trained is not None:
-                for p, trained in zip(self._params, self.trained):
-                    p.copy_(trained)
+        # detached views of the parameters, taken once per epoch: the steps
+        # update them in place, so the per-batch update reads them as they are
+        self._params = [p.detach() for p in self.parameters(module)]
+        self._average = [p.clone() for p in self._params]
+        if self.trained is not None:
+            torch._foreach_copy_(self._params, self.trained)
         self.decay = 0.5 ** (1.0 / (self.half_life * max(n_batches, 1)))
 
     def update(self):
         """After an optimizer step."""
         self.steps += 1
-        current = [p.detach() for p in self._params]
-        torch._foreach_lerp_(self._average, current, max(1.0 - self.decay, 1.0 / self.steps))
+        torch._foreach_lerp_(self._average, self._params, max(1.0 - self.decay, 1.0 / self.steps))
 
     def end_epoch(self):
         """After a training epoch: the trained weights aside, the average in the module."""
-        with torch.no_grad():
-            if self.trained is None:
-                self.trained = [p.detach().clone() for p in self._params]
-            else:
-                for trained, p in zip(self.trained, self._params):
-                    trained.copy_(p)
-            for p, average in zip(self._params, self._average):
-                p.copy_(average)
+        if self.trained is None:
+            self.trained = [p.clone() for p in self._params]
+        else:
+            torch._foreach_copy_(self.trained, self._params)
+        torch._foreach_copy_(self._params, self._average)
 
     def finish(self, module):
         """At the end of a fit: keep the state only if the module holds its average."""
@@ -555,6 +551,7 @@ class _NetSnapshot:
     def __init__(self, net):
         self.net = net
         self.attributes = dict(vars(net))
+        # its tensors change in place during training: a copy, as for the states
         self.attributes["weight_average"] = copy.deepcopy(net.weight_average)
         self.modules = [net.module_, net.criterion_]
         self.states = copy.deepcopy([m.state_dict() for m in self.modules])
@@ -568,7 +565,6 @@ class _NetSnapshot:
         net = self.net
         vars(net).clear()
         vars(net).update(self.attributes)
-        net.weight_average = copy.deepcopy(self.attributes["weight_average"])
         for module, state, plain in zip(self.modules, self.states, self.plain):
             module.load_state_dict(state)
             for submodule, attributes in plain:

@@ -195,18 +195,20 @@ def test_category_columns_give_the_codes_of_their_values():
         X["city"].astype(object).replace({"oslo": "tokyo"}),
         categories=["unused", "tokyo", "rare", "paris", "rome", "lima"],
     )
-    as_objects = X_new.astype({"city": object, "size": object})
+    def as_objects(frame):
+        return frame.astype({"city": object, "size": object})
+
     for frame in (X, X_new):
-        by_category = model._encode_X(frame, reset=False)
-        by_value = model._encode_X(frame.astype({"city": object, "size": object}), reset=False)
-        np.testing.assert_array_equal(by_category, by_value)
-    for p, q in zip(model.predict_proba(X_new), model.predict_proba(as_objects)):
+        np.testing.assert_array_equal(
+            model._encode_X(frame, reset=False), model._encode_X(as_objects(frame), reset=False)
+        )
+    for p, q in zip(model.predict_proba(X_new), model.predict_proba(as_objects(X_new))):
         np.testing.assert_array_equal(p, q)
     # fit (without frequency limits, the vocabulary comes from the categories
     # the rows use): the same vocabulary and the same model
     X_unused = X.assign(city=X["city"].cat.add_categories(["unused"]))
     by_category = _fit(X_unused, Y, max_epochs=2)
-    by_value = _fit(X.astype({"city": object, "size": object}), Y, max_epochs=2)
+    by_value = _fit(as_objects(X), Y, max_epochs=2)
     for a, b in zip(by_category.categories_, by_value.categories_):
         assert list(a) == list(b)
     assert "unused" not in by_category.categories_[0]
