@@ -107,6 +107,34 @@ def test_prepared_rows_give_the_same_embedding(periodic):
     assert TabularEmbedding(n_numeric=1, bin_edges=[[0.0, 1.0, 2.0]]).prepare(column) is column
 
 
+def test_normal_scores_of_many_rows_are_made_in_blocks_with_the_same_values():
+    # 40,000 rows x 2 columns x 600 quantiles: well past one block of the
+    # comparison temporary, so the scores are computed block by block.
+    rng = np.random.RandomState(0)
+    table = np.sort(rng.normal(size=600))
+    quantiles = [(table, np.linspace(0, 1, 600)), (table * 3, np.linspace(0, 1, 600))]
+    emb = TabularEmbedding(n_numeric=2, quantiles=quantiles)
+    x = torch.as_tensor(rng.normal(scale=2.0, size=(40_000, 2)), dtype=torch.float32)
+    x.requires_grad_(True)
+    encoded = x.index_select(1, emb._encoded)
+    blocks = 0
+    original = emb._block_scores
+
+    def counted(rows):
+        nonlocal blocks
+        blocks += 1
+        return original(rows)
+
+    emb._block_scores = counted
+    blocked = emb._scores(x)
+    assert blocks > 10
+    whole = original(encoded)
+    assert torch.equal(blocked, whole)
+    (grad_blocked,) = torch.autograd.grad(blocked.sum(), x)
+    (grad_whole,) = torch.autograd.grad(whole.sum(), x)
+    assert torch.equal(grad_blocked, grad_whole)
+
+
 def test_training_scores_each_row_once_and_predicts_from_raw_rows(monkeypatch):
     """The quantile scores of the training rows are computed once per fit, not per
     batch; the fit is the same as one scoring every batch, and predict reads raw rows."""
