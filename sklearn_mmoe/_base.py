@@ -185,8 +185,8 @@ def _curve(history, key):
 #: With ``early_stopping="auto"``, early stopping is on above this many
 #: training rows (HistGradientBoosting's rule).
 AUTO_EARLY_STOPPING_ROWS = 10_000
-#: batch_size="auto": rows per batch below and from AUTO_EARLY_STOPPING_ROWS rows
-AUTO_BATCH_SIZES = (256, 512)
+#: batch_size="auto": rows per batch (chosen on tuning splits, docs/performance.md)
+AUTO_BATCH_SIZE = 256
 # numeric_encoding="periodic": frequencies, embedding width and initial frequency scale
 PERIODIC = (16, 16, 3.0)
 # numeric_encoding="auto" embeds at most this many numeric columns periodically
@@ -416,9 +416,10 @@ default=None
         return self
 
     def _batch_size_for(self, n_samples):
-        """Rows per batch for a fit on ``n_samples`` rows (``batch_size="auto"``'s rule)."""
+        """Rows per batch for a fit on ``n_samples`` rows (``batch_size="auto"``'s rule:
+        :data:`AUTO_BATCH_SIZE` whatever the number of rows, today)."""
         if self.batch_size == "auto":
-            return AUTO_BATCH_SIZES[n_samples > AUTO_EARLY_STOPPING_ROWS]
+            return AUTO_BATCH_SIZE
         return self.batch_size
 
     def _uses_early_stopping(self, n_samples):

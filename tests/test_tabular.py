@@ -510,7 +510,7 @@ def test_auto_early_stopping_follows_the_number_of_rows(monkeypatch):
     assert np.array_equal(model.validation_score_, -np.asarray(model.validation_loss_curve_))
 
 
-def test_auto_batch_size_follows_the_number_of_rows(monkeypatch):
+def test_auto_batch_size_is_256_rows_with_or_without_early_stopping(monkeypatch):
     from sklearn_mmoe import _base
 
     def train_batches(model):
@@ -521,7 +521,7 @@ def test_auto_batch_size_follows_the_number_of_rows(monkeypatch):
     assert model.batch_size_ == 256 and train_batches(model) == 2
     monkeypatch.setattr(_base, "AUTO_EARLY_STOPPING_ROWS", 100)
     model = _fit(X, Y, max_epochs=1, batch_size="auto")  # 360 rows train, 40 validate
-    assert model.batch_size_ == 512 and train_batches(model) == 1
+    assert model.early_stopping_ and model.batch_size_ == 256 and train_batches(model) == 2
     model = _fit(X, Y, max_epochs=1, batch_size=100)
     assert model.batch_size_ == 100 and train_batches(model) == 4
     model.set_params(batch_size="auto").partial_fit(X[:50], Y[:50])  # the rule, per call
