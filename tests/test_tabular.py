@@ -17,7 +17,14 @@ from sklearn_mmoe import MMoEClassifier, MMoERegressor, MultiTaskEstimator, PLEC
 from sklearn_mmoe import nn as nn_module
 from sklearn_mmoe._training import _validation_split
 from sklearn_mmoe.metrics import make_multitask_scorer
-from sklearn_mmoe.nn import EmbeddedNetwork, MMoE, TabularEmbedding
+from sklearn_mmoe.nn import (
+    PLE,
+    EmbeddedNetwork,
+    MMoE,
+    SharedBottom,
+    TabularEmbedding,
+    constant_columns,
+)
 
 SMALL = dict(n_experts=2, expert_hidden_sizes=(8,), tower_hidden_sizes=(4,), batch_size=64,
              random_state=0)
@@ -121,6 +128,41 @@ def test_periodic_training_graph_gives_autograds_gradients_to_the_bit():
         nn_module._CosSin.apply = original
     for expected, p in zip(grads, emb.parameters()):
         assert p.grad.abs().sum() > 0 and torch.equal(p.grad, expected)
+
+
+@pytest.mark.parametrize("network", [MMoE, SharedBottom, PLE])
+def test_columns_that_pass_through_get_no_input_gradient_and_the_rest_is_unchanged(network):
+    # A 0/1 column passes through the periodic encoding: while training the
+    # first layer leaves out its input gradient (constant_columns), and the
+    # parameters' gradients are those of the plain product (float rounding).
+    torch.manual_seed(0)
+    quantiles = [(np.linspace(-3, 3, 9), np.linspace(0, 1, 9)), None, None]
+    net = EmbeddedNetwork(network, n_features=4, n_outputs=[1, 1],
+                          embedding=dict(n_numeric=3, cardinalities=[5], embedding_dims=[3],
+                                         quantiles=quantiles, periodic=(4, 3, 1.0)))
+    x = torch.cat([torch.randn(300, 1), torch.randint(0, 2, (300, 2)).float(),
+                   torch.randint(0, 5, (300, 1)).float()], dim=1)
+    assert constant_columns(net.embedding(x)) == 2  # the two 0/1 columns
+    with torch.no_grad():
+        assert constant_columns(net.embedding(x)) == 0
+
+    def gradients(drop_mark):
+        net.zero_grad()
+        h = net.embedding(x)
+        if drop_mark:
+            del h._sklearn_mmoe_constant_columns
+        (net.network(h) * torch.tensor([1.0, -0.5]).view(1, 2, 1)).sum().backward()
+        return [p.grad.clone() for p in net.parameters()]
+
+    for marked, plain in zip(gradients(False), gradients(True)):
+        assert plain.abs().sum() > 0
+        torch.testing.assert_close(marked, plain, rtol=1e-5, atol=1e-6)
+    # an input that needs a gradient (e.g. for attributions) gets all of it
+    x_grad = x.clone().requires_grad_(True)
+    h = net.embedding(x_grad)
+    assert constant_columns(h) == 0
+    net.network(h).sum().backward()
+    assert x_grad.grad[:, 1:3].abs().sum() > 0
 
 
 @pytest.mark.parametrize("periodic", [None, (8, 5, 1.0)])
