@@ -186,6 +186,10 @@ class ParallelLinear(nn.Module):
     ``out`` otherwise) reads a column-major copy of the weight, which BLAS
     multiplies several times faster at that width; inference uses the weight
     as stored, so that a row's output does not depend on the other rows.
+    With a shared input whose leading columns ``constant_columns(x)``
+    reports as needing no gradient (a :class:`TabularEmbedding`'s output
+    while training), the backward pass computes the input gradient of the
+    other columns only.
     """
 
     def __init__(self, n_parallel, in_features, out_features, shared_input=False):
