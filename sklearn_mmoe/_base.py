@@ -415,9 +415,8 @@ default=None
         self._set_curves(net.history)
         return self
 
-    def _batch_size_for(self, n_samples):
-        """Rows per batch for a fit on ``n_samples`` rows (``batch_size="auto"``'s rule:
-        :data:`AUTO_BATCH_SIZE` whatever the number of rows, today)."""
+    def _batch_size(self):
+        """Rows per batch: ``batch_size``, or :data:`AUTO_BATCH_SIZE` for "auto"."""
         if self.batch_size == "auto":
             return AUTO_BATCH_SIZE
         return self.batch_size

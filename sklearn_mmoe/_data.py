@@ -110,8 +110,8 @@ class MultiTaskDataset(torch.utils.data.Dataset):
 
     def subset(self, index):
         """A dataset holding the rows ``index`` (a LongTensor)."""
-        X = self.X[index.numpy()] if sp.issparse(self.X) else self.X[index]
-        labels = self.labels[index]
+        X = self.X[index.numpy()] if sp.issparse(self.X) else _rows(self.X, index)
+        labels = _rows(self.labels, index)
         return MultiTaskDataset(X, labels[:, 0], labels[:, 1])
 
 

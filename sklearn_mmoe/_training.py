@@ -28,7 +28,7 @@ from skorch.helper import predefined_split
 from skorch.history import History
 
 from . import _distributed, _random
-from ._data import BatchIterator, MultiTaskDataset, _chunk_rows, as_float32_rows
+from ._data import BatchIterator, MultiTaskDataset, as_float32_rows
 from ._targets import decode, joint
 from .metrics import _METRICS
 from .nn import EmbeddedNetwork, MaskedMultiTaskLoss
@@ -130,12 +130,9 @@ def _prepare_inputs(module, *datasets):
         or not all(isinstance(dataset.X, torch.Tensor) for dataset in datasets)
     ):
         return False
-    # rows per chunk: the widest temporary compares each row with every table entry
-    rows = _chunk_rows(module.embedding.quantile_lower.numel())
-    with torch.no_grad():
+    with torch.no_grad():  # (the scores bound their own temporaries, block by block)
         for dataset in datasets:
-            if len(dataset.X):
-                dataset.X = torch.cat([module.prepare(chunk) for chunk in dataset.X.split(rows)])
+            dataset.X = module.prepare(dataset.X)
     module.prepared_inputs = True
     return True
 
@@ -534,9 +531,10 @@ def _memory_bytes(device):
         return None
 
 
-# Training holds a parameter, its gradient, two optimizer moments (Adam) and,
-# with ema_half_life, the weight average and the trained weights beside it.
-_TRAINING_COPIES = 6
+# Training holds a parameter, its gradient and two optimizer moments (Adam);
+# with ema_half_life, also the weight average and the trained weights beside it.
+_TRAINING_COPIES = 4
+_AVERAGE_COPIES = 2
 
 
 class _NetSnapshot:
@@ -601,7 +599,10 @@ class _TrainingMixin:
         tensors = dict(module.named_parameters())
         n_bytes = sum(t.numel() * t.element_size() for t in tensors.values())
         memory = _memory_bytes(device)
-        if memory is None or _TRAINING_COPIES * n_bytes <= memory:
+        # (a model saved before ema_half_life existed has no such attribute)
+        averaged = getattr(self, "ema_half_life", None) is not None
+        copies = _TRAINING_COPIES + (_AVERAGE_COPIES if averaged else 0)
+        if memory is None or copies * n_bytes <= memory:
             return
         name, largest = max(tensors.items(), key=lambda item: item[1].numel())
         shape = tuple(largest.shape)
@@ -614,7 +615,7 @@ class _TrainingMixin:
         raise ValueError(
             f"The network of {type(self).__name__} would have "
             f"{sum(t.numel() for t in tensors.values()):,} parameters ({n_bytes / 2**30:.3g} GiB; "
-            f"training needs about {_TRAINING_COPIES}x that), more than the "
+            f"training needs about {copies}x that), more than the "
             f"{memory / 2**30:.3g} GiB of memory of {device}. Its largest weight, {name} of "
             f"shape {shape}, comes from {', '.join(causes)}: reduce it."
         )
@@ -765,7 +766,7 @@ class _TrainingMixin:
             torch.from_numpy(weight).to(device),
         )
         start = 0 if net is None else len(net.history)
-        self.batch_size_ = self._batch_size_for(len(data))
+        self.batch_size_ = self._batch_size()
         valid = None
         world = _distributed.world()
         if world is not None and epochs is None:

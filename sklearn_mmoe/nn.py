@@ -116,7 +116,7 @@ _is_exporting = getattr(
 _is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
 
 
-def constant_columns(x) -> int:
+def _constant_columns(x) -> int:
     """How many leading columns of ``x`` are known to need no gradient (0: none known).
 
     :class:`TabularEmbedding` marks its output while training when its
@@ -186,7 +186,7 @@ class ParallelLinear(nn.Module):
     ``out`` otherwise) reads a column-major copy of the weight, which BLAS
     multiplies several times faster at that width; inference uses the weight
     as stored, so that a row's output does not depend on the other rows.
-    With a shared input whose leading columns ``constant_columns(x)``
+    With a shared input whose leading columns ``_constant_columns(x)``
     reports as needing no gradient (a :class:`TabularEmbedding`'s output
     while training), the backward pass computes the input gradient of the
     other columns only.
@@ -219,7 +219,7 @@ class ParallelLinear(nn.Module):
             weight = _gemm_layout(self.weight.view(self.in_features, -1))
             out = None
             if not torch.jit.is_scripting():
-                constant = constant_columns(x)
+                constant = _constant_columns(x)
                 if constant:
                     out = _AddmmConstantColumns.apply(bias, x, weight, constant)
             if out is None:
@@ -1267,6 +1267,7 @@ class TabularEmbedding(nn.Module):
         elementwise). A recorded graph (export) keeps the one-block form.
         """
         x = numeric.index_select(1, self._encoded)
+        # 2 MB of float32 per block (a literal: TorchScript reads no module-level ints)
         rows = max(1, 524288 // max(1, self.quantile_lower.numel()))
         if _recording() or _is_compiling() or x.shape[0] <= rows:
             return self._block_scores(x)
