@@ -227,6 +227,7 @@ def main(argv=None):
     print(f"torch threads {args.threads}; overrides {overrides or 'none'}")
     print(f"one-time import of torch._dynamo: {_import_dynamo():.2f} s CPU, not in the fit times "
           "below (imports are not timed)")
+    one_hot_too = "onehot" in args.inputs.split(",")  # HGB on the networks' one-hot input too
     for dataset in args.datasets.split(","):
         parts, names = load(dataset, data_home=args.data_home)
         if args.tune:
@@ -234,7 +235,6 @@ def main(argv=None):
         names_by_dataset[dataset] = names
         for seed in map(int, args.seeds.split(",")):
             if not args.no_boosting:
-                one_hot_too = "onehot" in args.inputs.split(",")
                 for row in boosting_rows(dataset, parts, names, seed, one_hot_too):
                     rows.append(row)
                     _print(row, names)

@@ -232,13 +232,12 @@ class ParallelLinear(nn.Module):
         if self.shared_input:
             bias = self.bias.view(1, -1)
             weight = _gemm_layout(self.weight.view(self.in_features, -1))
-            out = None
-            if not torch.jit.is_scripting():
-                constant = _constant_columns(x)
-                if constant:
-                    out = _AddmmConstantColumns.apply(bias, x, weight, constant)
-            if out is None:
+            if torch.jit.is_scripting():
                 out = torch.addmm(bias, x, weight)
+            else:
+                constant = _constant_columns(x)
+                out = (_AddmmConstantColumns.apply(bias, x, weight, constant) if constant
+                       else torch.addmm(bias, x, weight))
             return out.view(x.shape[0], self.n_parallel, self.out_features).transpose(
                 0, 1
             )
