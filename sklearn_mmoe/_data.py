@@ -195,35 +195,34 @@ FLOAT32_RANGE_MESSAGE = (
 )
 
 
-#: Rows cast and checked at a time within a float64 chunk (see _float32_chunk).
-CAST_BLOCK_ROWS = 256
-
-
 def _float32_chunk(X, index, device, out):
     """Rows ``index`` (a slice) of a float64 array, cast to float32 into ``out``.
 
     Casting per chunk reads the user's float64 matrix once, instead of a
     whole-matrix range check and a whole-matrix cast; a value beyond the
-    float32 range becomes infinite in the cast and is reported here. Each
-    block of :data:`CAST_BLOCK_ROWS` rows is checked (finite) right after
-    its cast, while it is in the cache, and every chunk is cast into the
-    same buffer ``out`` (one per call: no fresh pages to fault in per chunk).
+    float32 range becomes infinite in the cast and is reported here. The cast
+    is torch's ``copy_`` (on the intra-op threads), and the check one sum of
+    the cast chunk: the sum is finite only if every value is, and an
+    overflowing sum of finite values is told apart by an exact check. Every
+    chunk is cast into the same buffer ``out`` (one per call: no fresh pages
+    to fault in per chunk). On 16,384 x 486 chunks this took 0.55x the time
+    of numpy's ``copyto`` and ``isfinite(...).all()`` per 256-row block
+    (2026-12-03).
     """
     rows = index.stop - index.start
     chunk = out[:rows]
-    finite = True
-    with np.errstate(over="ignore"):  # reported below, as a ValueError
-        for start in range(0, rows, CAST_BLOCK_ROWS):
-            block = chunk[start:start + CAST_BLOCK_ROWS]
-            np.copyto(block, X[index.start + start:index.start + start + len(block)],
-                      casting="same_kind")
-            # numpy's check: torch.isfinite(...).all() took 10x as long (2026-12-02)
-            finite = finite and bool(np.isfinite(block).all())
-    if not finite:
+    source = X[index]
+    cast = torch.from_numpy(chunk)
+    if all(step >= 0 for step in source.strides):
+        cast.copy_(torch.from_numpy(source))
+    else:  # torch cannot view negative strides
+        with np.errstate(over="ignore"):  # reported below, as a ValueError
+            np.copyto(chunk, source, casting="same_kind")
+    if not bool(torch.isfinite(cast.sum())) and not np.isfinite(chunk).all():
         # NaN or infinity in X (scikit-learn's message), else beyond float32
-        assert_all_finite(X[index], input_name="X")
+        assert_all_finite(source, input_name="X")
         raise ValueError(FLOAT32_RANGE_MESSAGE)
-    return torch.from_numpy(chunk).to(device, non_blocking=True)
+    return cast.to(device, non_blocking=True)
 
 
 def _chunk_rows(width):

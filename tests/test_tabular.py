@@ -654,29 +654,39 @@ def test_plot_learning_curves_one_panel_per_task(monkeypatch):
         plot_learning_curves(model, task_names=["one"])
 
 
-@pytest.mark.parametrize("block_rows", [256, 50])
-def test_float64_input_is_cast_per_chunk_with_the_same_results(monkeypatch, block_rows):
+@pytest.mark.parametrize("layout", ["C", "F", "reversed"])
+def test_float64_input_is_cast_per_chunk_with_the_same_results(monkeypatch, layout):
     from sklearn_mmoe import _data
 
     rng = np.random.RandomState(0)
     X = rng.randn(300, 4)
     model = _fit(X, (X[:, :2] > 0).astype(int), max_epochs=2)
-    # several chunks (cast into one shared buffer) and a padded one; with 50,
-    # several cast blocks per chunk
+    # several chunks (cast into one shared buffer) and a padded one
     monkeypatch.setattr(_data, "INFERENCE_CHUNK", 128)
-    monkeypatch.setattr(_data, "CAST_BLOCK_ROWS", block_rows)
+    arrange = {"C": np.ascontiguousarray, "F": np.asfortranarray,
+               "reversed": lambda a: a[::-1].copy()[::-1]}[layout]  # negative strides
     X_test = rng.randn(1000, 4) * 1e3
     X32 = X_test.astype(np.float32)
-    for a, b in zip(model.predict_proba(X_test), model.predict_proba(X32)):
+    for a, b in zip(model.predict_proba(arrange(X_test)), model.predict_proba(X32)):
         assert np.array_equal(a, b)
-    for a, b in zip(model.gate_weights(np.asfortranarray(X_test)), model.gate_weights(X32)):
+    for a, b in zip(model.gate_weights(arrange(X_test)), model.gate_weights(X32)):
         assert np.array_equal(a, b)
-    X_test[700, 2] = 1e39  # beyond float32, in a later chunk (and a later block)
+    # finite values whose float32 sum overflows: not an error
+    X_big = np.full((200, 4), 3e38)
+    X_big[::2] *= -0.5
+    with np.errstate(over="ignore", invalid="ignore"):  # scikit-learn's own sum check
+        for a, b in zip(model.predict_proba(arrange(X_big)),
+                        model.predict_proba(X_big.astype(np.float32))):
+            assert np.array_equal(a, b)
+    X_test[700, 2] = 1e39  # beyond float32, in a later chunk
     with pytest.raises(ValueError, match="float32 range"):
-        model.predict(X_test)
+        model.predict(arrange(X_test))
+    X_test[700, 2] = -np.inf
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        model.predict(arrange(X_test))
     X_test[700, 2] = np.nan
     with pytest.raises(ValueError, match="Input X contains NaN"):
-        model.predict_proba(X_test)
+        model.predict_proba(arrange(X_test))
 
 
 def test_skops_round_trip_of_a_model_with_embeddings(tmp_path):
