@@ -83,9 +83,9 @@ def _validate_X(estimator, X, reset, check_range=True):
     """Validated 2-D float input; values must also fit in float32.
 
     ``check_range=False`` leaves the checks of a dense float64 array (finite,
-    and within the float32 range) to the consumer: inference casts and checks
-    it chunk by chunk, while the chunk is in the cache (a separate pass over
-    X cost a quarter of the inference time).
+    and within the float32 range) to the consumer: inference casts each chunk
+    and checks the cast chunk with one sum (see ``_data._float32_chunk``; a
+    separate pass over X cost a quarter of the inference time).
     """
     deferred = not check_range
     with _argument("X"):
