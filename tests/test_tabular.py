@@ -689,6 +689,49 @@ def test_float64_input_is_cast_per_chunk_with_the_same_results(monkeypatch, layo
         model.predict_proba(arrange(X_test))
 
 
+@pytest.mark.parametrize("layout", ["C", "F", "reversed", "read-only"])
+def test_float32_input_is_checked_per_chunk(monkeypatch, layout):
+    from sklearn_mmoe import _data
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 4).astype(np.float32)
+    model = _fit(X, (X[:, :2] > 0).astype(int), max_epochs=2)
+    monkeypatch.setattr(_data, "INFERENCE_CHUNK", 128)  # several chunks, a padded one
+
+    def arrange(a):
+        if layout == "read-only":
+            a = a.copy()
+            a.flags.writeable = False
+            return a
+        return {"C": np.ascontiguousarray, "F": np.asfortranarray,
+                "reversed": lambda a: a[::-1].copy()[::-1]}[layout](a)
+
+    X_test = (rng.randn(1000, 4) * 1e3).astype(np.float32)
+    expected = model.predict_proba(X_test)
+    for a, b in zip(model.predict_proba(arrange(X_test)), expected):
+        assert np.array_equal(a, b)
+    # the same rows predicted alone: the chunked check changes no result
+    for a, b in zip(model.predict_proba(X_test[700:828]), expected):
+        assert np.array_equal(a, b[700:828])
+    # finite values whose float32 sum overflows: not an error
+    X_big = np.full((200, 4), 3e38, dtype=np.float32)
+    X_big[::2] *= -0.5
+    with np.errstate(over="ignore"):
+        assert np.isinf(X_big[1::2].sum(dtype=np.float32))
+    assert model.predict(arrange(X_big)).shape == (200, 2)
+    for value, message in [(np.inf, "Input X contains infinity"),
+                           (-np.inf, "Input X contains infinity"), (np.nan, "Input X contains NaN")]:
+        bad = X_test.copy()
+        bad[700, 2] = value  # in a later chunk
+        for method in (model.predict, model.predict_proba, model.gate_weights):
+            with pytest.raises(ValueError, match=message):
+                method(arrange(bad))
+    bad = X_test.copy()
+    bad[700, 1], bad[701, 1] = np.inf, -np.inf  # a sum of NaN
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        model.predict(arrange(bad))
+
+
 def test_skops_round_trip_of_a_model_with_embeddings(tmp_path):
     sio = pytest.importorskip("skops.io")
     X, Y = _frame()
