@@ -72,7 +72,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mmoe import MMoEClassifier, _data
-from sklearn_mmoe._base import _validate_X
 from sklearn_mmoe._data import (
     INFERENCE_CHUNK,
     MIN_INFERENCE_ROWS,
@@ -141,12 +140,14 @@ def split_predict_proba(est, X):
     """``predict_proba`` cut into its pieces, each timed (seconds).
 
     Same calls, in the same order, as ``_BaseMultiTask._logits`` and
-    ``_BaseMultiTask._outputs``: ``_validate_X`` (``validate_data`` and the
-    float32-range check), ``predict_logits``, ``decode``.
+    ``_BaseMultiTask._outputs``: ``_encode_X`` (``validate_data``; the
+    finiteness and float32-range checks of a dense X are left to the
+    chunks), ``predict_logits`` (which casts and checks each chunk: part
+    of "chunk/pad/cat"), ``decode``.
     """
     t0 = time.perf_counter()
     check_is_fitted(est)
-    Xv = _validate_X(est, X, reset=False)
+    Xv = est._encode_X(X, reset=False, chunked=True)
     t1 = time.perf_counter()
     module = TimedModule(est.net_.module_)
     logits = predict_logits(module, Xv, est.net_.device)

@@ -195,6 +195,9 @@ FLOAT32_RANGE_MESSAGE = (
 )
 
 
+_NUMPY_CHECK_VALUES = 1 << 14
+
+
 def _finite(cast, source):
     """``cast`` (float32 rows of ``source``) if every value is finite, else raise.
 
@@ -202,9 +205,14 @@ def _finite(cast, source):
     infinity propagate), and an overflowing sum of finite values is told
     apart by an exact check. A non-finite value of a float32 cast of float64
     rows is either NaN or infinity in ``source`` (scikit-learn's message) or
-    a finite value beyond the float32 range.
+    a finite value beyond the float32 range. A small chunk (a single-row
+    prediction) is checked by numpy, whose call costs less than torch's two.
     """
-    if not bool(torch.isfinite(cast.sum())) and not bool(torch.isfinite(cast).all()):
+    if cast.numel() <= _NUMPY_CHECK_VALUES:
+        finite = bool(np.isfinite(cast.numpy()).all())
+    else:
+        finite = bool(torch.isfinite(cast.sum())) or bool(torch.isfinite(cast).all())
+    if not finite:
         with np.errstate(over="ignore", invalid="ignore"):  # its sum of inf and -inf
             assert_all_finite(source, input_name="X")
         raise ValueError(FLOAT32_RANGE_MESSAGE)

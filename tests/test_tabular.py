@@ -654,8 +654,13 @@ def test_plot_learning_curves_one_panel_per_task(monkeypatch):
         plot_learning_curves(model, task_names=["one"])
 
 
+# how a chunk is checked: numpy (small chunks) or one torch sum (large ones)
+CHUNK_CHECKS = {"numpy": 1 << 30, "torch": 0}
+
+
+@pytest.mark.parametrize("check", CHUNK_CHECKS)
 @pytest.mark.parametrize("layout", ["C", "F", "reversed"])
-def test_float64_input_is_cast_per_chunk_with_the_same_results(monkeypatch, layout):
+def test_float64_input_is_cast_per_chunk_with_the_same_results(monkeypatch, layout, check):
     from sklearn_mmoe import _data
 
     rng = np.random.RandomState(0)
@@ -663,6 +668,7 @@ def test_float64_input_is_cast_per_chunk_with_the_same_results(monkeypatch, layo
     model = _fit(X, (X[:, :2] > 0).astype(int), max_epochs=2)
     # several chunks (cast into one shared buffer) and a padded one
     monkeypatch.setattr(_data, "INFERENCE_CHUNK", 128)
+    monkeypatch.setattr(_data, "_NUMPY_CHECK_VALUES", CHUNK_CHECKS[check])
     arrange = {"C": np.ascontiguousarray, "F": np.asfortranarray,
                "reversed": lambda a: a[::-1].copy()[::-1]}[layout]  # negative strides
     X_test = rng.randn(1000, 4) * 1e3
@@ -689,14 +695,16 @@ def test_float64_input_is_cast_per_chunk_with_the_same_results(monkeypatch, layo
         model.predict_proba(arrange(X_test))
 
 
+@pytest.mark.parametrize("check", CHUNK_CHECKS)
 @pytest.mark.parametrize("layout", ["C", "F", "reversed", "read-only"])
-def test_float32_input_is_checked_per_chunk(monkeypatch, layout):
+def test_float32_input_is_checked_per_chunk(monkeypatch, layout, check):
     from sklearn_mmoe import _data
 
     rng = np.random.RandomState(0)
     X = rng.randn(300, 4).astype(np.float32)
     model = _fit(X, (X[:, :2] > 0).astype(int), max_epochs=2)
     monkeypatch.setattr(_data, "INFERENCE_CHUNK", 128)  # several chunks, a padded one
+    monkeypatch.setattr(_data, "_NUMPY_CHECK_VALUES", CHUNK_CHECKS[check])
 
     def arrange(a):
         if layout == "read-only":
