@@ -22,6 +22,7 @@ import sys
 import time
 import warnings
 
+import _checkout  # noqa: F401  (the checkout's sklearn_mmoe, not an installed copy)
 import numpy as np
 
 

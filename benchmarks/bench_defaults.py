@@ -37,6 +37,7 @@ import resource
 import time
 import warnings
 
+import _checkout  # noqa: F401  (the checkout's sklearn_mmoe, not an installed copy)
 import numpy as np
 import torch
 from _tabular import load, one_hot

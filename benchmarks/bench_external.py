@@ -81,6 +81,7 @@ import threading
 import time
 import warnings
 
+import _checkout  # noqa: F401  (the checkout's sklearn_mmoe, not an installed copy)
 import numpy as np
 import torch
 from _cli import bench_parser

@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 
+import _checkout  # noqa: F401  (the checkout's sklearn_mmoe, not an installed copy)
 import numpy as np
 
 N_CONTINUOUS, N_CODED = 10, 30

@@ -39,6 +39,7 @@ import statistics
 import warnings
 from pathlib import Path
 
+import _checkout  # noqa: F401  (the checkout's sklearn_mmoe, not an installed copy)
 import numpy as np
 import torch
 from _quiet import Sampler

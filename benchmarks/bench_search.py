@@ -49,6 +49,7 @@ import os
 import time
 import warnings
 
+import _checkout  # noqa: F401  (the checkout's sklearn_mmoe, not an installed copy)
 import joblib
 import numpy as np
 import torch

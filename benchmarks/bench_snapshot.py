@@ -35,6 +35,7 @@ import statistics
 import time
 import warnings
 
+import _checkout  # noqa: F401  (the checkout's sklearn_mmoe, not an installed copy)
 import torch
 from _cli import bench_parser
 from _quiet import Sampler

@@ -52,6 +52,7 @@ import tempfile
 import time
 import warnings
 
+import _checkout  # noqa: F401  (the checkout's sklearn_mmoe, not an installed copy)
 import numpy as np
 import scipy.sparse as sp
 import torch

@@ -54,6 +54,7 @@ import statistics
 import time
 import warnings
 
+import _checkout  # noqa: F401  (the checkout's sklearn_mmoe, not an installed copy)
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -38,6 +38,7 @@ Run::
 import timeit
 import warnings
 
+import _checkout  # noqa: F401  (the checkout's sklearn_mmoe, not an installed copy)
 import numpy as np
 import torch
 from bench_fit import BATCH, LR, MODELS, parse_model_args, plain_step

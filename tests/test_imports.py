@@ -1,8 +1,11 @@
 """The package imports lazily: the PyTorch part does not load scikit-learn and skorch."""
 
+import ast
+import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,3 +53,27 @@ def test_public_names_resolve_and_are_listed():
         sklearn_mmoe.NoSuchEstimator  # noqa: B018
     with pytest.raises(ImportError):
         from sklearn_mmoe import NoSuchEstimator  # noqa: F401
+
+
+BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("bench_*.py"))
+
+
+def test_benchmarks_measure_the_checkout_they_live_in():
+    """Every benchmark imports ``_checkout`` before anything that imports the package,
+    and a script run from ``benchmarks/`` then gets this checkout's ``sklearn_mmoe``,
+    whatever copy is installed (CI's non-editable install, say)."""
+    assert BENCHMARKS
+    for script in BENCHMARKS:
+        tree = ast.parse(script.read_text(encoding="utf-8"))
+        names = [(node.names[0].name if isinstance(node, ast.Import) else node.module or "")
+                 for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        assert "_checkout" in names, script.name
+        first = names.index("_checkout")
+        local = [n for n in names if n.startswith(("sklearn_mmoe", "_", "bench_")) and n != "_checkout"]
+        assert all(names.index(n) > first for n in local), script.name
+    out = subprocess.run(
+        [sys.executable, "-c", "import _checkout, sklearn_mmoe; print(sklearn_mmoe.__file__)"],
+        cwd=BENCHMARKS[0].parent, env={**os.environ, "PYTHONPATH": str(BENCHMARKS[0].parent)},
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    assert Path(out).resolve() == BENCHMARKS[0].parents[1] / "sklearn_mmoe" / "__init__.py"
