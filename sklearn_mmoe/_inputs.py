@@ -276,7 +276,9 @@ def encode_categories(estimator, X, categorical):
     if len(categorical) == 0:
         return np.zeros((len(X), 0))
     columns = [_column(X, j) for j in categorical]
-    if _all_category_dtype(columns):
+    # the table of categories pays off when it is shorter than the rows (not
+    # for a single row: 1.2 ms of a 7.7 ms predict_proba on Adult's frame)
+    if _all_category_dtype(columns) and len(X) > max(len(c.cat.categories) for c in columns):
         return _encode_through_categories(estimator, X, categorical, columns)
     values = _value_matrix(X, categorical, columns, estimator._category_numbers)
     return _transform_categories(estimator, values)

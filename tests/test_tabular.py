@@ -658,6 +658,41 @@ def test_plot_learning_curves_one_panel_per_task(monkeypatch):
 CHUNK_CHECKS = {"numpy": 1 << 30, "torch": 0}
 
 
+@pytest.mark.parametrize("rare", [{}, {"min_frequency": 30}])
+def test_category_codes_are_the_same_row_by_row_and_through_the_category_table(rare):
+    from sklearn_mmoe import _inputs
+
+    rng = np.random.RandomState(1)
+    n = 600
+    colour = rng.choice(["red", "green", "blue", "pink", "grey", "teal"], size=n, p=[.3, .3, .3, .04, .03, .03])
+    size = rng.choice([1.0, 2.0, 3.0, 7.5], size=n)
+    X = pd.DataFrame({"colour": pd.Categorical(colour), "size": pd.Categorical(size), "x": rng.randn(n)})
+    Y = np.column_stack([np.isin(colour, ["red", "pink"]), size > 2]).astype(int)
+    model = _fit(X, Y, max_epochs=2, **rare)
+    # new rows: unknown categories, missing values, rare ones, numbers never seen
+    new = pd.DataFrame({
+        "colour": pd.Categorical(["red", "violet", None, "pink", "teal", "blue", "grey"]),
+        "size": pd.Categorical([2.0, 5.0, None, 7.5, 1.0, 3.0, 2.0]),
+        "x": rng.randn(7),
+    })
+    categorical = model.categorical_features_
+    columns = [_inputs._column(new, j) for j in categorical]
+    through_table = _inputs._encode_through_categories(model, new, categorical, columns)
+    row_by_row = _inputs._transform_categories(
+        model, _inputs._value_matrix(new, categorical, columns, model._category_numbers))
+    assert np.array_equal(through_table, row_by_row)
+    assert (through_table[[1, 2], 0] == 0).all() and (through_table[[1, 2], 1] == 0).all()
+    # a frame shorter than its largest category list (a single row) is encoded row by
+    # row, a longer one through the table: the same predictions either way
+    many = pd.concat([new] * 20, ignore_index=True)
+    assert 1 < max(len(c.cat.categories) for c in columns) < len(many)
+    together = model.predict_proba(many)
+    for i in range(len(new)):
+        alone = model.predict_proba(new.iloc[[i]])
+        for a, b in zip(alone, together):
+            np.testing.assert_allclose(a[0], b[i], rtol=1e-6)
+
+
 @pytest.mark.parametrize("check", CHUNK_CHECKS)
 @pytest.mark.parametrize("layout", ["C", "F", "reversed"])
 def test_float64_input_is_cast_per_chunk_with_the_same_results(monkeypatch, layout, check):
