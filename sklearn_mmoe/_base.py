@@ -91,10 +91,10 @@ def _validate_X(estimator, X, reset, check_range=True):
     deferred = not check_range
     with _argument("X"):
         X = validate_data(estimator, X, reset=reset, ensure_all_finite=not deferred, **_X_CHECKS)
-        if deferred and sp.issparse(X):
+        if deferred and not sp.issparse(X):
+            return X  # checked chunk by chunk
+        if deferred:
             assert_all_finite(X, input_name="X", estimator_name=type(estimator).__name__)
-    if deferred and not sp.issparse(X):
-        return X
     values = X.data if sp.issparse(X) else X
     # max and min, not abs().max(): no temporary copy of X (validate_data has
     # already rejected NaN and infinity).

@@ -198,8 +198,9 @@ FLOAT32_RANGE_MESSAGE = (
 _NUMPY_CHECK_VALUES = 1 << 14
 
 
-def _finite(cast, source):
-    """``cast`` (float32 rows of ``source``) if every value is finite, else raise.
+def _finite(cast, source=None):
+    """``cast`` (float32 rows of ``source``, by default ``cast`` itself) if every
+    value is finite, else raise.
 
     One sum of the chunk: it is finite only if every value is (NaN and
     infinity propagate), and an overflowing sum of finite values is told
@@ -214,7 +215,7 @@ def _finite(cast, source):
         finite = bool(torch.isfinite(cast.sum())) or bool(torch.isfinite(cast).all())
     if not finite:
         with np.errstate(over="ignore", invalid="ignore"):  # its sum of inf and -inf
-            assert_all_finite(source, input_name="X")
+            assert_all_finite(cast.numpy() if source is None else source, input_name="X")
         raise ValueError(FLOAT32_RANGE_MESSAGE)
     return cast
 
@@ -270,11 +271,11 @@ def inference_chunks(X, device, width=None, pad=True):
     is wide: at most :data:`INFERENCE_CHUNK_VALUES` values in a tensor of
     ``width`` values per row, by default X's width; ``X`` validated: a
     finite float32 tensor or CSR matrix, or a float32 or float64 array,
-    which is checked (finite, and within the float32 range) and cast one
-    chunk at a time, see :func:`_finite`); a shorter one (the last, or the only one) is padded
-    with zero rows to :data:`MIN_INFERENCE_ROWS` (left to the caller with
-    ``pad=False``, see :func:`pad_rows`), and ``rows`` says how many of its
-    rows are real. The chunks of a float64 X share one buffer: a chunk is
+    which is checked (finite, within the float32 range: :func:`_finite`)
+    and cast one chunk at a time); a shorter one (the last, or the only
+    one) is padded with zero rows to :data:`MIN_INFERENCE_ROWS` (left to
+    the caller with ``pad=False``, see :func:`pad_rows`), and ``rows`` says
+    how many of its rows are real. The chunks of a float64 X share one buffer: a chunk is
     only valid until the next one is drawn.
     """
     n = X.shape[0]
@@ -290,10 +291,9 @@ def inference_chunks(X, device, width=None, pad=True):
         index = slice(start, stop)
         if per_chunk_cast:
             chunk = _float32_chunk(X, index, device, buffer)
-        elif checked:  # a float32 array, viewed as a CPU tensor
-            rows = X[index]
-            chunk = _finite(rows, rows.numpy()).to(device, non_blocking=True)
         else:
+            if checked:  # a float32 array, viewed as a CPU tensor
+                _finite(X[index])
             chunk = dense_rows(X, index, device)
         yield (pad_rows(chunk) if pad else chunk), stop - start
 

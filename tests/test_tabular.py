@@ -658,6 +658,17 @@ def test_plot_learning_curves_one_panel_per_task(monkeypatch):
 CHUNK_CHECKS = {"numpy": 1 << 30, "torch": 0}
 
 
+def _read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+# the same values in the memory layouts users pass (reversed: negative strides)
+LAYOUTS = {"C": np.ascontiguousarray, "F": np.asfortranarray,
+           "reversed": lambda a: a[::-1].copy()[::-1], "read-only": _read_only}
+
+
 @pytest.mark.parametrize("rare", [{}, {"min_frequency": 30}])
 def test_category_codes_are_the_same_row_by_row_and_through_the_category_table(rare):
     from sklearn_mmoe import _inputs
@@ -704,8 +715,7 @@ def test_float64_input_is_cast_per_chunk_with_the_same_results(monkeypatch, layo
     # several chunks (cast into one shared buffer) and a padded one
     monkeypatch.setattr(_data, "INFERENCE_CHUNK", 128)
     monkeypatch.setattr(_data, "_NUMPY_CHECK_VALUES", CHUNK_CHECKS[check])
-    arrange = {"C": np.ascontiguousarray, "F": np.asfortranarray,
-               "reversed": lambda a: a[::-1].copy()[::-1]}[layout]  # negative strides
+    arrange = LAYOUTS[layout]
     X_test = rng.randn(1000, 4) * 1e3
     X32 = X_test.astype(np.float32)
     for a, b in zip(model.predict_proba(arrange(X_test)), model.predict_proba(X32)):
@@ -740,14 +750,7 @@ def test_float32_input_is_checked_per_chunk(monkeypatch, layout, check):
     model = _fit(X, (X[:, :2] > 0).astype(int), max_epochs=2)
     monkeypatch.setattr(_data, "INFERENCE_CHUNK", 128)  # several chunks, a padded one
     monkeypatch.setattr(_data, "_NUMPY_CHECK_VALUES", CHUNK_CHECKS[check])
-
-    def arrange(a):
-        if layout == "read-only":
-            a = a.copy()
-            a.flags.writeable = False
-            return a
-        return {"C": np.ascontiguousarray, "F": np.asfortranarray,
-                "reversed": lambda a: a[::-1].copy()[::-1]}[layout](a)
+    arrange = LAYOUTS[layout]
 
     X_test = (rng.randn(1000, 4) * 1e3).astype(np.float32)
     expected = model.predict_proba(X_test)
@@ -761,7 +764,9 @@ def test_float32_input_is_checked_per_chunk(monkeypatch, layout, check):
     X_big[::2] *= -0.5
     with np.errstate(over="ignore"):
         assert np.isinf(X_big[1::2].sum(dtype=np.float32))
-    assert model.predict(arrange(X_big)).shape == (200, 2)
+    for a, b in zip(model.predict_proba(arrange(X_big)),
+                    model.predict_proba(X_big.astype(np.float64))):
+        assert np.array_equal(a, b)  # as the float64 path reads the same values
     for value, message in [(np.inf, "Input X contains infinity"),
                            (-np.inf, "Input X contains infinity"), (np.nan, "Input X contains NaN")]:
         bad = X_test.copy()
