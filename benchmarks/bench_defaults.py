@@ -7,8 +7,10 @@ if installed, LightGBM, one model per task with their defaults (with
 ``onehot`` inputs, HistGradientBoosting on the one-hot Pipeline too), and prints
 test ROC AUC per task, fit wall time, CPU time, epochs and parameters, and
 each model's mean CPU time over HistGradientBoosting's on the raw frame (and a
-one-hot row's over HistGradientBoosting's on the one-hot input). Imports are not
-timed: torch._dynamo, which torch's optimizers import on their first use in
+one-hot row's over HistGradientBoosting's on the one-hot input). Last, each
+model's AUC minus HistGradientBoosting's on the same rows, with DeLong's standard
+error of that difference: whether the test split can tell the gap from the luck
+of its sample. Imports are not timed: torch._dynamo, which torch's optimizers import on their first use in
 a process (about 1 s), is imported first and its time printed.
 
 Data sets (``--datasets``): ``census1`` and ``census2`` (Census-Income
@@ -40,6 +42,7 @@ import warnings
 import _checkout  # noqa: F401  (the checkout's sklearn_mmoe, not an installed copy)
 import numpy as np
 import torch
+from _delong import paired_auc_difference
 from _tabular import load, one_hot
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -91,13 +94,15 @@ def boosting_rows(dataset, parts, names, seed, one_hot_too=False):
     if one_hot_too:
         runs.append(("HGB", "onehot", lambda: make_pipeline(one_hot(), makers["HGB"]())))
     for name, inputs, make in runs:
-        aucs, wall, cpu = [], 0.0, 0.0
+        probas, wall, cpu = [], 0.0, 0.0
         for t in range(Y.shape[1]):
             model, w, c = _timed(lambda make=make, t=t: make().fit(X, Y[:, t]))
-            aucs.append(roc_auc_score(Y_test[:, t], model.predict_proba(X_test)[:, 1]))
+            probas.append(model.predict_proba(X_test)[:, 1])
             wall, cpu = wall + w, cpu + c
+        proba = np.column_stack(probas)
+        aucs = [roc_auc_score(Y_test[:, t], proba[:, t]) for t in range(Y.shape[1])]
         yield dict(dataset=dataset, inputs=inputs, model=name, seed=seed, auc=aucs, wall=wall,
-                   cpu=cpu, epochs=None, best=None, params=None)
+                   cpu=cpu, epochs=None, best=None, params=None, proba=proba, y_test=Y_test)
 
 
 def network_row(dataset, parts, names, model_name, inputs, seed, overrides):
@@ -108,13 +113,13 @@ def network_row(dataset, parts, names, model_name, inputs, seed, overrides):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model, wall, cpu = _timed(lambda: model.fit(X, Y))
-    proba = model.predict_proba(X_test)
+    proba = np.column_stack([p[:, 1] for p in model.predict_proba(X_test)])
     fitted = model[-1] if inputs == "onehot" else model
-    aucs = [roc_auc_score(Y_test[:, t], proba[t][:, 1]) for t in range(Y.shape[1])]
+    aucs = [roc_auc_score(Y_test[:, t], proba[:, t]) for t in range(Y.shape[1])]
     n_params = sum(p.numel() for p in fitted.net_.module_.parameters())
     return dict(dataset=dataset, inputs=inputs, model=model_name, seed=seed, auc=aucs, wall=wall,
                 cpu=cpu, epochs=fitted.n_iter_, best=getattr(fitted, "best_epoch_", None),
-                params=n_params)
+                params=n_params, proba=proba, y_test=Y_test)
 
 
 def _import_dynamo():
@@ -204,6 +209,37 @@ def summarize(rows, names_by_dataset):
               f"  {cpu:.2f} s CPU{ratio}{ep}")
 
 
+def compare_with_boosting(rows, names_by_dataset):
+    """Each model's AUC minus HistGradientBoosting's, seed by seed on the same test rows,
+    with DeLong's standard error of that difference: how large a gap the test split
+    can tell from the luck of its sample (``_delong.py``)."""
+    references = {(r["dataset"], r["inputs"], r["seed"]): r for r in rows if r["model"] == "HGB"}
+    if not references:
+        return
+    print("\nAUC minus HistGradientBoosting's on the same test rows and seed: mean over seeds "
+          "+- 1.96 DeLong standard errors (test-sample noise; mean SE over seeds), the seeds' "
+          "range, and the largest p-value")
+    keys = sorted({(r["dataset"], r["inputs"], r["model"]) for r in rows}, key=str)
+    for dataset, inputs, model in keys:
+        if model == "HGB":
+            continue
+        group = [r for r in rows if (r["dataset"], r["inputs"], r["model"]) == (dataset, inputs, model)]
+        for ref_inputs in dict.fromkeys(("raw", inputs)):
+            pairs = [(r, references.get((dataset, ref_inputs, r["seed"]))) for r in group]
+            pairs = [(r, h) for r, h in pairs if h is not None]
+            if not pairs:
+                continue
+            cells = []
+            for t, name in enumerate(names_by_dataset[dataset]):
+                tests = np.array([paired_auc_difference(r["y_test"][:, t], r["proba"][:, t],
+                                                        h["proba"][:, t]) for r, h in pairs])
+                d, se, p = tests[:, 0], tests[:, 1], tests[:, 2]
+                cells.append(f"{name} {d.mean():+.4f} +- {1.96 * se.mean():.4f} "
+                             f"[{d.min():+.4f}, {d.max():+.4f}] p<={p.max():.2f}")
+            print(f"{dataset:8s} {inputs:6s} {model:20s} vs HGB {ref_inputs:6s} n={len(pairs)}  "
+                  + "  ".join(cells))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="adult,census1,census2")
@@ -247,6 +283,7 @@ def main(argv=None):
                     rows.append(row)
                     _print(row, names)
     summarize(rows, names_by_dataset)
+    compare_with_boosting(rows, names_by_dataset)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,66 @@
+"""The statistics the benchmark scripts report (``benchmarks/_delong.py``)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _delong import paired_auc_difference  # noqa: E402
+
+
+def _pairwise_delong(y, a, b):
+    """DeLong's variance from every positive-negative comparison (the O(m n) definition)."""
+    positive, negative = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+
+    def kernel(s):
+        d = s[positive][:, None] - s[negative][None, :]
+        return (d > 0) + 0.5 * (d == 0)
+
+    ka, kb = kernel(a), kernel(b)
+    v10 = np.vstack([ka.mean(1), kb.mean(1)])
+    v01 = np.vstack([ka.mean(0), kb.mean(0)])
+    s = np.cov(v10) / len(positive) + np.cov(v01) / len(negative)
+    return np.sqrt(s[0, 0] + s[1, 1] - 2 * s[0, 1])
+
+
+@pytest.mark.parametrize("decimals", [None, 1])  # continuous scores, then many ties
+def test_paired_auc_difference_matches_the_pairwise_definition(decimals):
+    rng = np.random.RandomState(0)
+    y = (rng.rand(600) < 0.3).astype(int)
+    a = y + rng.randn(600)
+    b = 0.7 * y + 0.5 * a + rng.randn(600)
+    if decimals is not None:
+        a, b = np.round(a, decimals), np.round(b, decimals)
+    difference, se, p = paired_auc_difference(y, a, b)
+    assert difference == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b), abs=1e-12)
+    assert se == pytest.approx(_pairwise_delong(y, a, b), rel=1e-9)
+    assert 0 < p < 1
+
+
+def test_paired_auc_difference_standard_error_matches_the_bootstrap():
+    rng = np.random.RandomState(1)
+    y = (rng.rand(1500) < 0.2).astype(int)
+    a = y + rng.randn(1500)
+    b = y + 0.6 * a + 1.2 * rng.randn(1500)
+    _, se, _ = paired_auc_difference(y, a, b)
+    draws = []
+    for _ in range(400):
+        rows = rng.randint(0, len(y), len(y))
+        draws.append(roc_auc_score(y[rows], a[rows]) - roc_auc_score(y[rows], b[rows]))
+    assert se == pytest.approx(np.std(draws), rel=0.15)
+
+
+def test_paired_auc_difference_of_one_ranking_is_zero_with_p_one():
+    rng = np.random.RandomState(2)
+    y = (rng.rand(200) < 0.5).astype(int)
+    a = rng.rand(200)
+    # a monotone transform ranks the rows the same way
+    assert paired_auc_difference(y, a, np.log(a)) == (0.0, 0.0, 1.0)
+
+
+def test_paired_auc_difference_needs_both_classes():
+    with pytest.raises(ValueError, match="both classes"):
+        paired_auc_difference(np.ones(5), np.arange(5), np.arange(5))
