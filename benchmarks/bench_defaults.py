@@ -218,7 +218,7 @@ def compare_with_boosting(rows, names_by_dataset):
         return
     print("\nAUC minus HistGradientBoosting's on the same test rows and seed: mean over seeds "
           "+- 1.96 DeLong standard errors (test-sample noise; mean SE over seeds), the seeds' "
-          "range, and the largest p-value")
+          "range, and the range of the seeds' two-sided p-values")
     keys = sorted({(r["dataset"], r["inputs"], r["model"]) for r in rows}, key=str)
     for dataset, inputs, model in keys:
         if model == "HGB":
@@ -235,7 +235,7 @@ def compare_with_boosting(rows, names_by_dataset):
                                                         h["proba"][:, t]) for r, h in pairs])
                 d, se, p = tests[:, 0], tests[:, 1], tests[:, 2]
                 cells.append(f"{name} {d.mean():+.4f} +- {1.96 * se.mean():.4f} "
-                             f"[{d.min():+.4f}, {d.max():+.4f}] p<={p.max():.2f}")
+                             f"[{d.min():+.4f}, {d.max():+.4f}] p {p.min():.2f}-{p.max():.2f}")
             print(f"{dataset:8s} {inputs:6s} {model:20s} vs HGB {ref_inputs:6s} n={len(pairs)}  "
                   + "  ".join(cells))
 
