@@ -190,6 +190,8 @@ def summarize(rows, names_by_dataset):
                                     and (r["dataset"], r["inputs"]) == (dataset, inputs)])
         for dataset, inputs in {(r["dataset"], r["inputs"]) for r in rows if r["model"] == "HGB"}
     }
+    seed_cpu = {(r["dataset"], r["seed"]): r["cpu"] for r in rows
+                if r["model"] == "HGB" and r["inputs"] == "raw"}
     for key in keys:
         group = [r for r in rows if (r["dataset"], r["inputs"], r["model"]) == key]
         auc = np.array([r["auc"] for r in group])
@@ -203,6 +205,12 @@ def summarize(rows, names_by_dataset):
         cpu = np.mean([r["cpu"] for r in group])
         raw = reference.get((key[0], "raw"))
         ratio = f" = {cpu / raw:.2f}x HGB" if raw else ""
+        # each seed's fit over HGB's fit of the same seed, run just before it: the
+        # machine's slow drifts between seeds cancel
+        paired = [r["cpu"] / seed_cpu[key[0], r["seed"]] for r in group
+                  if (key[0], r["seed"]) in seed_cpu]
+        if raw and key[2] != "HGB" and paired:
+            ratio += f" (seeds {min(paired):.2f}-{max(paired):.2f}x)"
         if key[1] == "onehot" and key[2] != "HGB" and (key[0], "onehot") in reference:
             ratio += f", {cpu / reference[key[0], 'onehot']:.2f}x HGB one-hot"
         print(f"{key[0]:8s} {key[1]:6s} {key[2]:20s} n={len(group)}  {cells}  fit {wall:.2f} s wall"

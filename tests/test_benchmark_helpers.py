@@ -64,3 +64,32 @@ def test_paired_auc_difference_of_one_ranking_is_zero_with_p_one():
 def test_paired_auc_difference_needs_both_classes():
     with pytest.raises(ValueError, match="both classes"):
         paired_auc_difference(np.ones(5), np.arange(5), np.arange(5))
+
+
+def test_bench_defaults_report_pairs_each_seed_with_boosting(capsys):
+    """The summary's per-seed cost ratios and the DeLong lines pair rows by seed."""
+    import bench_defaults
+
+    rng = np.random.RandomState(3)
+    y = np.column_stack([rng.rand(400) < 0.4, rng.rand(400) < 0.5]).astype(int)
+    rows = []
+    for seed, (hgb_cpu, net_cpu) in enumerate([(1.0, 5.0), (2.0, 6.0)]):
+        common = dict(dataset="toy", inputs="raw", seed=seed, wall=0.0, best=None, params=None,
+                      y_test=y)
+        hgb = y + rng.randn(*y.shape)
+        rows.append(dict(common, model="HGB", cpu=hgb_cpu, epochs=None, proba=hgb,
+                         auc=[roc_auc_score(y[:, t], hgb[:, t]) for t in range(2)]))
+        net = hgb + 2 * rng.randn(*y.shape)  # the same signal, noisier: a lower AUC
+        rows.append(dict(common, model="mmoe", cpu=net_cpu, epochs=7, proba=net,
+                         auc=[roc_auc_score(y[:, t], net[:, t]) for t in range(2)]))
+    names = {"toy": ["a", "b"]}
+    bench_defaults.summarize(rows, names)
+    bench_defaults.compare_with_boosting(rows, names)
+    out = capsys.readouterr().out
+    # mean CPU 5.5 over HGB's mean 1.5; per seed 5.0 / 1.0 and 6.0 / 2.0
+    assert "= 3.67x HGB (seeds 3.00-5.00x)" in out
+    line = next(s for s in out.splitlines() if "mmoe" in s and "vs HGB" in s)
+    expected = [paired_auc_difference(y[:, 0], r["proba"][:, 0], h["proba"][:, 0])[0]
+                for h, r in zip(rows[::2], rows[1::2])]
+    assert f"a {np.mean(expected):+.4f} +- " in line
+    assert np.mean(expected) < 0
