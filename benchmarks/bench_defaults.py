@@ -178,42 +178,57 @@ def _print(row, names):
           f"fit {row['wall']:6.2f} s wall {row['cpu']:6.2f} s CPU{extra}", flush=True)
 
 
+def _groups(rows):
+    """The rows of each (dataset, inputs, model), seeds in run order, keys sorted."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["inputs"], r["model"]), []).append(r)
+    return dict(sorted(groups.items(), key=lambda item: str(item[0])))
+
+
+def _boosting(rows):
+    """HistGradientBoosting's row of each (dataset, inputs, seed): every model's reference.
+
+    HGB on the raw frame (native categoricals) is every row's reference; a
+    onehot row is also compared with HGB on the same one-hot input.
+    """
+    return {(r["dataset"], r["inputs"], r["seed"]): r for r in rows if r["model"] == "HGB"}
+
+
+def _references(model, inputs):
+    """The inputs of the HGB rows a model's rows on ``inputs`` are compared with."""
+    if model == "HGB":
+        return []
+    return ["raw"] if inputs == "raw" else ["raw", inputs]
+
+
 def summarize(rows, names_by_dataset):
     """Mean (std) AUC per task over seeds, mean wall and CPU seconds, and the CPU time
-    over HistGradientBoosting's mean CPU time on the same data set in the same run."""
+    over HistGradientBoosting's mean CPU time on the same data set in the same run
+    (with the range of each seed's fit over HGB's fit of that seed)."""
     print("\nMean (std) over seeds")
-    keys = sorted({(r["dataset"], r["inputs"], r["model"]) for r in rows}, key=str)
-    # HGB on the raw frame (native categoricals) is every row's reference; a
-    # onehot row is also compared with HGB on the same one-hot input
-    reference = {
-        (dataset, inputs): np.mean([r["cpu"] for r in rows if r["model"] == "HGB"
-                                    and (r["dataset"], r["inputs"]) == (dataset, inputs)])
-        for dataset, inputs in {(r["dataset"], r["inputs"]) for r in rows if r["model"] == "HGB"}
-    }
-    seed_cpu = {(r["dataset"], r["seed"]): r["cpu"] for r in rows
-                if r["model"] == "HGB" and r["inputs"] == "raw"}
-    for key in keys:
-        group = [r for r in rows if (r["dataset"], r["inputs"], r["model"]) == key]
+    groups, boosting = _groups(rows), _boosting(rows)
+    mean_cpu = {(dataset, inputs): np.mean([r["cpu"] for r in group])
+                for (dataset, inputs, model), group in groups.items() if model == "HGB"}
+    for (dataset, inputs, model), group in groups.items():
         auc = np.array([r["auc"] for r in group])
-        names = names_by_dataset[key[0]]
-        cells = "  ".join(
-            f"{n} {m:.4f} ({s:.4f})" for n, m, s in zip(names, auc.mean(0), auc.std(0))
-        )
+        cells = "  ".join(f"{n} {m:.4f} ({s:.4f})"
+                          for n, m, s in zip(names_by_dataset[dataset], auc.mean(0), auc.std(0)))
         wall = np.mean([r["wall"] for r in group])
         epochs = [r["epochs"] for r in group if r["epochs"] is not None]
         ep = f"  epochs {np.mean(epochs):.1f}" if epochs else ""
         cpu = np.mean([r["cpu"] for r in group])
-        raw = reference.get((key[0], "raw"))
+        raw = mean_cpu.get((dataset, "raw"))
         ratio = f" = {cpu / raw:.2f}x HGB" if raw else ""
         # each seed's fit over HGB's fit of the same seed, run just before it: the
         # machine's slow drifts between seeds cancel
-        paired = [r["cpu"] / seed_cpu[key[0], r["seed"]] for r in group
-                  if (key[0], r["seed"]) in seed_cpu]
-        if raw and key[2] != "HGB" and paired:
+        paired = [r["cpu"] / boosting[dataset, "raw", r["seed"]]["cpu"] for r in group
+                  if (dataset, "raw", r["seed"]) in boosting]
+        if model != "HGB" and paired:
             ratio += f" (seeds {min(paired):.2f}-{max(paired):.2f}x)"
-        if key[1] == "onehot" and key[2] != "HGB" and (key[0], "onehot") in reference:
-            ratio += f", {cpu / reference[key[0], 'onehot']:.2f}x HGB one-hot"
-        print(f"{key[0]:8s} {key[1]:6s} {key[2]:20s} n={len(group)}  {cells}  fit {wall:.2f} s wall"
+        if "onehot" in _references(model, inputs) and (dataset, "onehot") in mean_cpu:
+            ratio += f", {cpu / mean_cpu[dataset, 'onehot']:.2f}x HGB one-hot"
+        print(f"{dataset:8s} {inputs:6s} {model:20s} n={len(group)}  {cells}  fit {wall:.2f} s wall"
               f"  {cpu:.2f} s CPU{ratio}{ep}")
 
 
@@ -221,30 +236,26 @@ def compare_with_boosting(rows, names_by_dataset):
     """Each model's AUC minus HistGradientBoosting's, seed by seed on the same test rows,
     with DeLong's standard error of that difference: how large a gap the test split
     can tell from the luck of its sample (``_delong.py``)."""
-    references = {(r["dataset"], r["inputs"], r["seed"]): r for r in rows if r["model"] == "HGB"}
-    if not references:
+    boosting = _boosting(rows)
+    if not boosting:
         return
     print("\nAUC minus HistGradientBoosting's on the same test rows and seed: mean over seeds "
           "+- 1.96 DeLong standard errors (test-sample noise; mean SE over seeds), the seeds' "
           "range, and the range of the seeds' two-sided p-values")
-    keys = sorted({(r["dataset"], r["inputs"], r["model"]) for r in rows}, key=str)
-    for dataset, inputs, model in keys:
-        if model == "HGB":
-            continue
-        group = [r for r in rows if (r["dataset"], r["inputs"], r["model"]) == (dataset, inputs, model)]
-        for ref_inputs in dict.fromkeys(("raw", inputs)):
-            pairs = [(r, references.get((dataset, ref_inputs, r["seed"]))) for r in group]
-            pairs = [(r, h) for r, h in pairs if h is not None]
+    for (dataset, inputs, model), group in _groups(rows).items():
+        for reference in _references(model, inputs):
+            pairs = [(r, boosting[dataset, reference, r["seed"]]) for r in group
+                     if (dataset, reference, r["seed"]) in boosting]
             if not pairs:
                 continue
             cells = []
             for t, name in enumerate(names_by_dataset[dataset]):
                 tests = np.array([paired_auc_difference(r["y_test"][:, t], r["proba"][:, t],
                                                         h["proba"][:, t]) for r, h in pairs])
-                d, se, p = tests[:, 0], tests[:, 1], tests[:, 2]
+                d, se, p = tests.T
                 cells.append(f"{name} {d.mean():+.4f} +- {1.96 * se.mean():.4f} "
                              f"[{d.min():+.4f}, {d.max():+.4f}] p {p.min():.2f}-{p.max():.2f}")
-            print(f"{dataset:8s} {inputs:6s} {model:20s} vs HGB {ref_inputs:6s} n={len(pairs)}  "
+            print(f"{dataset:8s} {inputs:6s} {model:20s} vs HGB {reference:6s} n={len(pairs)}  "
                   + "  ".join(cells))
 
 
