@@ -93,3 +93,24 @@ def test_bench_defaults_report_pairs_each_seed_with_boosting(capsys):
                 for h, r in zip(rows[::2], rows[1::2])]
     assert f"a {np.mean(expected):+.4f} +- " in line
     assert np.mean(expected) < 0
+
+
+def test_bench_defaults_compares_one_hot_rows_with_both_boosting_inputs(capsys):
+    """A one-hot network row is compared with HGB on the raw frame and on the same
+    one-hot input; a raw row only with the raw frame."""
+    import bench_defaults
+
+    rng = np.random.RandomState(4)
+    y = (rng.rand(300, 1) < 0.5).astype(int)
+    cpu = {("HGB", "raw"): 1.0, ("HGB", "onehot"): 4.0, ("mmoe", "raw"): 5.0, ("mmoe", "onehot"): 6.0}
+    rows = [dict(dataset="toy", inputs=inputs, model=model, seed=0, wall=0.0, cpu=c, epochs=None,
+                 best=None, params=None, y_test=y, proba=y + rng.randn(300, 1), auc=[0.5])
+            for (model, inputs), c in cpu.items()]
+    names = {"toy": ["a"]}
+    bench_defaults.summarize(rows, names)
+    bench_defaults.compare_with_boosting(rows, names)
+    out = capsys.readouterr().out.splitlines()
+    assert any("onehot mmoe" in s and "= 6.00x HGB (seeds 6.00-6.00x), 1.50x HGB one-hot" in s
+               for s in out)
+    compared = sorted(s.split()[1] + " vs " + s.split()[5] for s in out if "vs HGB" in s)
+    assert compared == ["onehot vs onehot", "onehot vs raw", "raw vs raw"]
